@@ -1,0 +1,23 @@
+# One entry point for installs and checks (CI runs `make install-dev check`).
+PY ?= python3
+PIP ?= $(PY) -m pip
+
+.PHONY: install install-dev lint typecheck test check
+
+install:  ## the package with PyTorch (CPU wheel pinned to 2.13.0)
+	$(PIP) install -q "torch==2.13.0"
+	$(PIP) install -q -e ".[torch,onnx,export]"
+
+install-dev: install  ## + linters, type checker, tests
+	$(PIP) install -q -e ".[torch,onnx,export,serve,dev]"
+
+lint:
+	$(PY) -m ruff check src tests scripts
+
+typecheck:
+	$(PY) -m mypy
+
+test:
+	$(PY) -m pytest -q
+
+check: lint typecheck test

@@ -1,0 +1,172 @@
+"""``crnn <verb>``: argument parsing and dispatch only; each verb's work lives in its module."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import logging
+import os
+import sys
+from pathlib import Path
+
+from crnn.config import ConfigError
+
+log = logging.getLogger("crnn")
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"}
+
+
+def _add_config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("-c", "--config", required=required, help="YAML config (PaddleOCR layout)")
+    p.add_argument("-o", "--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config values, e.g. -o Global.max_steps=100 Train.loader.num_workers=2")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from crnn.config import load_config
+    from crnn.train import train
+
+    train(load_config(args.config, args.override))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from crnn import checkpoint
+    from crnn.config import DatasetConfig, config_from_dict, load_config
+    from crnn.evaluate import evaluate_sets, format_table, write_json
+    from crnn.torch_backend import load_model
+
+    overrides = list(args.override)
+    if args.checkpoint:
+        overrides.append(f"Global.checkpoints={args.checkpoint}")
+    if args.config:
+        cfg = load_config(args.config, overrides)
+    else:  # the checkpoint's own config
+        ckpt = next((v.split("=", 1)[1] for v in overrides if v.startswith("Global.checkpoints=")), None)
+        if ckpt is None:
+            raise ConfigError("crnn eval needs -c CONFIG or --checkpoint PATH")
+        cfg = config_from_dict(checkpoint.load(ckpt)["config"], overrides)
+    if not cfg.Global.checkpoints:
+        raise ConfigError("no checkpoint: pass --checkpoint PATH or -o Global.checkpoints=PATH")
+    if cfg.Global.num_threads:
+        import torch
+
+        torch.set_num_threads(cfg.Global.num_threads)
+    model, charset, _ = load_model(cfg.Global.checkpoints)
+    if cfg.Eval is None:
+        raise ConfigError("no Eval section: give -c CONFIG with one, or --sets DIR ...")
+    dataset_cfg = cfg.Eval.dataset
+    if args.sets:
+        members = []
+        for spec in args.sets:
+            d, _, label = spec.partition(":")
+            label_file = str(Path(d) / (label or args.label_file))
+            members.append(DatasetConfig(name="SimpleDataSet", data_dir=d, label_file_list=[label_file])
+                           if Path(label_file).is_file() else DatasetConfig(name="LMDBDataSet", data_dir=d))
+        dataset_cfg = DatasetConfig(name="MixDataSet", datasets=members, transforms=dataset_cfg.transforms)
+    result = evaluate_sets(model, cfg, charset, dataset_cfg, cfg.Eval.loader, is_filter=args.filter)
+    result["checkpoint"] = str(cfg.Global.checkpoints)
+    print(format_table(result))
+    if args.json:
+        write_json(result, args.json)
+    return 0
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """Files, folders (their images, sorted) and globs, in the order given."""
+    paths: list[str] = []
+    for item in inputs:
+        if os.path.isdir(item):
+            paths += sorted(str(p) for p in Path(item).rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+        elif any(ch in item for ch in "*?["):
+            matches = sorted(glob.glob(item, recursive=True))
+            if not matches:
+                print(f"error: no file matches {item}", file=sys.stderr)
+            paths += matches
+        else:
+            paths.append(item)
+    return paths
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from crnn.predict import Recognizer, load_image
+
+    rec = Recognizer.from_checkpoint(args.model or args.checkpoint, batch_size=args.batch_size,
+                                     num_threads=args.threads)
+    paths = expand_inputs(args.inputs)
+    images, good, failed = [], [], 0
+    for p in paths:
+        try:
+            images.append(load_image(p))
+            good.append(p)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+    for p, pred in zip(good, rec.recognize_arrays(images), strict=True):
+        print(f"{p}\t{pred.text}\t{pred.confidence:.4f}")
+    return 1 if failed or not paths else 0
+
+
+def _cmd_lmdb_create(args: argparse.Namespace) -> int:
+    from crnn.data.lmdb_io import create_lmdb
+
+    written, bad = create_lmdb(args.label_file, args.data_dir, args.out, args.delimiter)
+    for line in bad:
+        print(f"skipped: {line}", file=sys.stderr)
+    print(f"wrote {written} samples to {args.out}; skipped {len(bad)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``crnn`` argument parser with one subcommand per verb."""
+    parser = argparse.ArgumentParser(prog="crnn", description="CRNN scene-text recognition")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model from a YAML config")
+    _add_config_args(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint on one or more sets")
+    _add_config_args(p, required=False)
+    p.add_argument("--checkpoint", help="checkpoint to evaluate (same as -o Global.checkpoints=PATH)")
+    p.add_argument("--sets", nargs="+", metavar="DIR[:LABELS]",
+                   help="eval sets: folders with a label file (default name: --label-file) or LMDB trees")
+    p.add_argument("--label-file", default="labels.tsv", help="label file name inside each --sets folder")
+    p.add_argument("--filter", action=argparse.BooleanOptionalAction, default=True,
+                   help="36-char protocol: lower-case and keep 0-9a-z before comparing (default on)")
+    p.add_argument("--json", help="also write the result table as JSON here")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("predict", help="recognize word images (files, folders, globs)")
+    p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("--checkpoint", help="a .pt checkpoint (default: the bundled model)")
+    p.add_argument("--model", help="a .pt checkpoint or an exported .onnx model")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("lmdb", help="LMDB datasets")
+    lsub = p.add_subparsers(dest="lmdb_command", required=True)
+    q = lsub.add_parser("create", help="build an LMDB from a label file")
+    q.add_argument("--label-file", required=True)
+    q.add_argument("--data-dir", required=True, help="folder the label file's paths are relative to")
+    q.add_argument("--out", required=True)
+    q.add_argument("--delimiter", default="\t")
+    q.set_defaults(func=_cmd_lmdb_create)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``crnn`` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        return int(args.func(args))
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

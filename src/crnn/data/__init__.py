@@ -1,0 +1,1 @@
+"""Data: datasets (image + label), transforms (image -> normalised array), batching."""

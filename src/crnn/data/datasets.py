@@ -1,0 +1,257 @@
+"""Datasets: where (image bytes, label) pairs come from, and the torch Dataset that preprocesses them.
+
+A *source* is one label file (``SimpleDataSet``) or one LMDB leaf (``LMDBDataSet``). Labels are
+checked once at start-up; unusable samples are skipped with a logged count (or raise in strict
+mode) and never replaced by another sample, unlike PaddleOCR.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crnn.config import DatasetConfig
+from crnn.data.augment import rec_aug
+from crnn.data.lmdb_io import decode_image, find_lmdb_dirs, image_key, label_key, read_label_file
+from crnn.data.transforms import resize_norm, to_model_order
+
+log = logging.getLogger(__name__)
+
+LabelCheck = Callable[[str], "str | None"]  # returns why a label is unusable, or None
+
+
+class DataError(RuntimeError):
+    """An unusable sample in strict mode, or a dataset that cannot be read; names the item."""
+
+
+class SimpleSource:
+    """One ``relative/path<TAB>label`` file; paths are relative to ``data_dir``."""
+
+    def __init__(self, data_dir: str, label_file: str, delimiter: str = "\t"):
+        self.root = Path(data_dir)
+        self.name = label_file
+        if not Path(label_file).is_file():
+            raise FileNotFoundError(f"label file {label_file} not found")
+        self.items = read_label_file(label_file, delimiter)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def label(self, i: int) -> str:
+        return self.items[i][1]
+
+    def key(self, i: int) -> str:
+        return str(self.root / self.items[i][0])
+
+    def image_bytes(self, i: int) -> bytes:
+        return Path(self.key(i)).read_bytes()
+
+
+class LmdbSource:
+    """One LMDB leaf; the environment is opened lazily in each process (DataLoader workers fork)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.name = str(path)
+        with self._open().begin() as txn:
+            raw = txn.get(b"num-samples")
+            if raw is None:
+                raise DataError(f"LMDB {path} has no 'num-samples' key")
+            self.n = int(raw)
+            self.labels = [self._read_label(txn, i) for i in range(self.n)]
+
+    def _read_label(self, txn: Any, i: int) -> str:
+        raw = txn.get(label_key(i + 1))
+        if raw is None:
+            raise DataError(f"LMDB {self.path}: missing {label_key(i + 1).decode()}")
+        return bytes(raw).decode("utf-8")
+
+    def _open(self) -> Any:
+        # One environment per (path, process): LMDB refuses to open the same file twice in a
+        # process (train and eval may share an LMDB), and forked workers need their own.
+        import lmdb
+
+        key = (str(self.path.resolve()), os.getpid())
+        env = _ENVS.get(key)
+        if env is None:
+            env = _ENVS[key] = lmdb.open(key[0], readonly=True, lock=False, readahead=False, meminit=False)
+        return env
+
+    def __len__(self) -> int:
+        return self.n
+
+    def label(self, i: int) -> str:
+        return self.labels[i]
+
+    def key(self, i: int) -> str:
+        return f"{self.path}:{image_key(i + 1).decode()}"
+
+    def image_bytes(self, i: int) -> bytes:
+        import lmdb
+
+        env = self._open()
+        try:
+            txn = env.begin()
+        except lmdb.MapResizedError:  # another process grew the map: adopt its size
+            env.set_mapsize(0)
+            txn = env.begin()
+        with txn:
+            raw = txn.get(image_key(i + 1))
+        if raw is None:
+            raise DataError(f"missing {self.key(i)}")
+        return bytes(raw)
+
+
+Source = SimpleSource | LmdbSource
+_ENVS: dict[tuple[str, int], Any] = {}
+
+
+def build_sources(cfg: DatasetConfig) -> list[tuple[Source, float]]:
+    """The sources a dataset section names, each with its sampling ratio."""
+    if cfg.name == "MixDataSet":
+        if len(cfg.ratio_list) not in (0, len(cfg.datasets)):
+            raise DataError("MixDataSet: ratio_list needs one ratio per entry of datasets")
+        out = []
+        for j, sub in enumerate(cfg.datasets):
+            if sub.transforms != cfg.transforms and sub.transforms != DatasetConfig().transforms:
+                raise DataError("MixDataSet: give transforms once, on the MixDataSet, not on its members")
+            r = cfg.ratio_list[j] if cfg.ratio_list else 1.0
+            out += [(src, ratio * r) for src, ratio in build_sources(sub)]
+        return out
+    if cfg.data_dir is None:
+        raise DataError(f"{cfg.name}: data_dir is required")
+    sources: list[Source]
+    if cfg.name == "LMDBDataSet":
+        sources = [LmdbSource(p) for p in find_lmdb_dirs(cfg.data_dir)]
+    else:
+        if not cfg.label_file_list:
+            raise DataError("SimpleDataSet: label_file_list is required")
+        sources = [SimpleSource(cfg.data_dir, f, cfg.delimiter) for f in cfg.label_file_list]
+    ratios = cfg.ratio_list or [1.0]
+    if len(ratios) == 1:
+        ratios = ratios * len(sources)
+    if len(ratios) != len(sources):
+        raise DataError(f"{cfg.name}: ratio_list has {len(ratios)} entries for {len(sources)} sources")
+    return list(zip(sources, ratios, strict=True))
+
+
+@dataclass
+class Item:
+    """One preprocessed sample."""
+
+    image: np.ndarray  # (C, H, W) float32
+    label: str
+    key: str
+
+
+class RecDataset:
+    """Valid samples of several sources, preprocessed for the model.
+
+    Indexing takes ``(index, epoch)`` so augmentation is reproducible; a plain int means epoch 0.
+    ``__getitem__`` returns ``None`` for an image that cannot be decoded (logged; raises if strict).
+    """
+
+    def __init__(
+        self,
+        sources: list[tuple[Source, float]],
+        image_shape: list[int],
+        label_check: LabelCheck,
+        img_mode: str = "BGR",
+        padding: bool = True,
+        augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+        strict: bool = False,
+        seed: int = 0,
+    ):
+        self.sources = [s for s, _ in sources]
+        self.ratios = [r for _, r in sources]
+        self.image_shape = image_shape
+        self.img_mode = img_mode
+        self.padding = padding
+        self.augment = augment
+        self.strict = strict
+        self.seed = seed
+        self.index: list[tuple[int, int]] = []  # (source, item) of every usable sample
+        self.source_ranges: list[tuple[int, int]] = []  # [start, end) in self.index per source
+        self.skipped_labels = 0
+        for s, src in enumerate(self.sources):
+            start = len(self.index)
+            bad: list[str] = []
+            for i in range(len(src)):
+                why = label_check(src.label(i))
+                if why is None:
+                    self.index.append((s, i))
+                else:
+                    if strict:
+                        raise DataError(f"{src.key(i)}: label {src.label(i)!r} {why}")
+                    bad.append(f"{src.key(i)} ({src.label(i)!r}: {why})")
+            self.source_ranges.append((start, len(self.index)))
+            if bad:
+                self.skipped_labels += len(bad)
+                log.warning("%s: skipped %d of %d samples with unusable labels, e.g. %s",
+                            src.name, len(bad), len(src), "; ".join(bad[:3]))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, idx: int | tuple[int, int]) -> Item | None:
+        index, epoch = idx if isinstance(idx, tuple) else (idx, 0)
+        s, i = self.index[index]
+        src = self.sources[s]
+        key = src.key(i)
+        try:
+            img = decode_image(src.image_bytes(i), key)
+        except (OSError, ValueError, DataError) as e:
+            if self.strict:
+                raise DataError(str(e)) from e
+            log.warning("skipping unreadable image: %s", e)
+            return None
+        if self.augment is not None:
+            img = self.augment(img, np.random.default_rng([self.seed, epoch, index]))
+        img = to_model_order(img, self.img_mode)
+        return Item(resize_norm(img, self.image_shape, self.padding), src.label(i), key)
+
+
+def train_label_check(charset_normalize: Callable[[str], str], max_text_length: int) -> LabelCheck:
+    """PaddleOCR's ``CTCLabelEncode`` rejection rules, as a check."""
+
+    def check(label: str) -> str | None:
+        if not label:
+            return "is empty"
+        if len(label) > max_text_length:
+            return f"is longer than max_text_length={max_text_length}"
+        if not charset_normalize(label):
+            return "has no character of the charset"
+        return None
+
+    return check
+
+
+def eval_label_check(normalize: Callable[[str], str]) -> LabelCheck:
+    """Evaluation keeps every sample whose label is non-empty after the metric's normalisation."""
+
+    def check(label: str) -> str | None:
+        return None if normalize(label) else "is empty after normalisation"
+
+    return check
+
+
+def build_dataset(
+    cfg: DatasetConfig, label_check: LabelCheck, train: bool, strict: bool = False, seed: int = 0
+) -> RecDataset:
+    """A ``RecDataset`` from a config section (augmentation only when ``train``)."""
+    t = cfg.transforms
+    augment = None
+    if train and t.rec_aug is not None:
+        aug_cfg = t.rec_aug
+
+        def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+            return rec_aug(img, aug_cfg, rng)
+
+    return RecDataset(build_sources(cfg), t.image_shape, label_check, t.img_mode, t.padding, augment,
+                      strict, seed)

@@ -1,0 +1,159 @@
+"""LMDB datasets in the PaddleOCR / deep-text-recognition-benchmark layout.
+
+Keys (1-based): ``num-samples`` (ASCII int), ``image-%09d`` (encoded image bytes),
+``label-%09d`` (UTF-8 text). Every leaf directory under a root is one LMDB.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from types import TracebackType
+
+import cv2
+import lmdb
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def image_key(index: int) -> bytes:
+    """Key of the 1-based sample ``index``'s image."""
+    return b"image-%09d" % index
+
+
+def label_key(index: int) -> bytes:
+    """Key of the 1-based sample ``index``'s label."""
+    return b"label-%09d" % index
+
+
+def find_lmdb_dirs(root: str | os.PathLike[str]) -> list[Path]:
+    """Every leaf directory under ``root`` that holds an LMDB, in sorted walk order.
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist or holds no LMDB.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"LMDB root {root} is not a directory")
+    leaves: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        if not dirnames and "data.mdb" in filenames:
+            leaves.append(Path(dirpath))
+    if not leaves:
+        raise FileNotFoundError(f"no LMDB (a leaf directory with data.mdb) under {root}")
+    return leaves
+
+
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    """Decode encoded image bytes to a BGR uint8 (H, W, 3) array, as PaddleOCR's DecodeImage.
+
+    Raises:
+        ValueError: the bytes are not a decodable, non-empty image; the message names ``name``.
+    """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
+    if img is None or img.size == 0:
+        raise ValueError(f"cannot decode image {name} ({len(data)} bytes)")
+    return img
+
+
+class LmdbWriter:
+    """Append (image bytes, label) samples to a new LMDB; the map grows when it fills up.
+
+    ``num-samples`` is written on every commit, so a partially written LMDB is always valid.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], map_size: int = 1 << 28, commit_every: int = 1000):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.env = lmdb.open(str(self.path), map_size=map_size, subdir=True, lock=True)
+        with self.env.begin() as txn:
+            raw = txn.get(b"num-samples")
+        self.count = int(raw) if raw is not None else 0
+        self.commit_every = commit_every
+        self._pending: list[tuple[bytes, bytes]] = []
+
+    def add(self, image: bytes, label: str) -> int:
+        """Queue one sample; returns its 1-based index."""
+        self.count += 1
+        self._pending.append((image_key(self.count), image))
+        self._pending.append((label_key(self.count), label.encode("utf-8")))
+        if len(self._pending) >= 2 * self.commit_every:
+            self.commit()
+        return self.count
+
+    def commit(self) -> None:
+        """Write the queued samples and the new ``num-samples``, growing the map if needed."""
+        items = [*self._pending, (b"num-samples", str(self.count).encode())]
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:
+                    for key, value in items:
+                        txn.put(key, value)
+                break
+            except lmdb.MapFullError:
+                new_size = self.env.info()["map_size"] * 2
+                log.debug("LMDB %s full, growing map to %d bytes", self.path, new_size)
+                self.env.set_mapsize(new_size)
+        self._pending.clear()
+
+    def close(self) -> None:
+        """Commit what is queued and close the environment."""
+        self.commit()
+        self.env.close()
+
+    def __enter__(self) -> LmdbWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def read_label_file(path: str | os.PathLike[str], delimiter: str = "\t") -> list[tuple[str, str]]:
+    """Read ``relative/path<delimiter>label`` lines (split on the first delimiter only).
+
+    Raises:
+        ValueError: a non-empty line has no delimiter; the message names the file and line.
+    """
+    pairs: list[tuple[str, str]] = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            if delimiter not in line:
+                raise ValueError(f"{path}:{lineno}: no {delimiter!r} delimiter in line {line!r}")
+            rel, label = line.split(delimiter, 1)
+            pairs.append((rel, label))
+    return pairs
+
+
+def create_lmdb(
+    label_file: str | os.PathLike[str], data_dir: str | os.PathLike[str], out: str | os.PathLike[str],
+    delimiter: str = "\t",
+) -> tuple[int, list[str]]:
+    """Build an LMDB from a label file; images are stored as their original bytes.
+
+    Returns:
+        (number written, list of "path: reason" for every image that was not written).
+    """
+    bad: list[str] = []
+    with LmdbWriter(out) as writer:
+        if writer.count:
+            raise FileExistsError(f"{out} already holds {writer.count} samples; choose a new directory")
+        for rel, label in read_label_file(label_file, delimiter):
+            path = Path(data_dir) / rel
+            try:
+                data = path.read_bytes()
+                decode_image(data, str(path))
+            except (OSError, ValueError) as e:
+                bad.append(f"{path}: {e}")
+                continue
+            writer.add(data, label)
+        written = writer.count
+    return written, bad

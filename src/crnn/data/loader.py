@@ -1,0 +1,119 @@
+"""Batching: the epoch sampler (ratios, shuffling, sharding, resume) and the collate function."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from crnn.charset import Charset
+from crnn.config import LoaderConfig
+from crnn.data.datasets import Item, RecDataset
+
+
+class Batch(NamedTuple):
+    """A collated batch; ``targets`` are concatenated class ids, as ``F.ctc_loss`` takes them."""
+
+    images: torch.Tensor  # (B, C, H, W) float32
+    targets: torch.Tensor  # (sum(target_lengths),) int64
+    target_lengths: torch.Tensor  # (B,) int64
+    texts: list[str]  # raw labels
+    keys: list[str]  # where each image came from
+    skipped: int  # images of this batch that could not be read
+
+
+def epoch_indices(dataset: RecDataset, epoch: int, seed: int, shuffle: bool) -> list[int]:
+    """The sample order of one epoch, before sharding.
+
+    Each source contributes ``round(len * ratio)`` samples (PaddleOCR's ratio_list): a random subset
+    when ratio < 1, whole repeats plus a random subset when ratio > 1, redrawn every epoch.
+    """
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order: list[int] = []
+    for (start, end), ratio in zip(dataset.source_ranges, dataset.ratios, strict=True):
+        idx = list(range(start, end))
+        want = int(round(len(idx) * ratio))
+        full, rest = divmod(want, len(idx)) if idx else (0, 0)
+        order += idx * full + (rng.sample(idx, rest) if ratio != 1.0 else idx[:rest])
+    if shuffle:
+        rng.shuffle(order)
+    return order
+
+
+class EpochSampler(torch.utils.data.Sampler[tuple[int, int]]):
+    """Yields ``(index, epoch)``; each of ``world_size`` ranks gets a disjoint, equal-length shard.
+
+    ``skip`` drops the first samples of this rank's shard, to resume mid-epoch.
+    """
+
+    def __init__(self, dataset: RecDataset, shuffle: bool, seed: int, rank: int = 0, world_size: int = 1,
+                 drop_last: bool = False):
+        self.dataset = dataset
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.drop_last = drop_last
+        self.epoch = 0
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Select the epoch (reshuffles) and how many samples of this rank's shard to skip."""
+        self.epoch = epoch
+        self.skip = skip
+
+    def _shard(self) -> list[int]:
+        order = epoch_indices(self.dataset, self.epoch, self.seed, self.shuffle)
+        if self.world_size > 1:
+            # equal shard sizes keep the ranks in lock-step: trim (drop_last) or wrap around
+            per = len(order) // self.world_size if self.drop_last else -(-len(order) // self.world_size)
+            order = (order * 2)[: per * self.world_size] if order else order
+            order = order[self.rank :: self.world_size]
+        return order
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for i in self._shard()[self.skip :]:
+            yield i, self.epoch
+
+    def __len__(self) -> int:
+        return max(0, len(self._shard()) - self.skip)
+
+
+def make_collate(charset: Charset) -> Callable[[list[Item | None]], Batch]:
+    """A collate function that drops unreadable samples and encodes labels with ``charset``."""
+
+    def collate(items: list[Item | None]) -> Batch:
+        good = [it for it in items if it is not None]
+        ids = [charset.encode(it.label) for it in good]
+        images = torch.from_numpy(np.stack([it.image for it in good])) if good else torch.zeros(0)
+        return Batch(
+            images=images,
+            targets=torch.tensor([c for seq in ids for c in seq], dtype=torch.long),
+            target_lengths=torch.tensor([len(seq) for seq in ids], dtype=torch.long),
+            texts=[it.label for it in good],
+            keys=[it.key for it in good],
+            skipped=len(items) - len(good),
+        )
+
+    return collate
+
+
+def build_loader(dataset: RecDataset, cfg: LoaderConfig, charset: Charset, seed: int,
+                 rank: int = 0, world_size: int = 1) -> tuple[DataLoader[Batch], EpochSampler]:
+    """DataLoader + its sampler for a dataset (``batch_size_per_card`` is per process)."""
+    sampler = EpochSampler(dataset, cfg.shuffle, seed, rank, world_size, cfg.drop_last)
+    loader: DataLoader[Batch] = DataLoader(
+        dataset,  # type: ignore[arg-type]
+        batch_size=cfg.batch_size_per_card,
+        sampler=sampler,
+        num_workers=cfg.num_workers,
+        collate_fn=make_collate(charset),
+        drop_last=cfg.drop_last,
+        persistent_workers=False,
+        prefetch_factor=4 if cfg.num_workers > 0 else None,
+    )
+    return loader, sampler

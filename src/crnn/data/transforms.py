@@ -1,0 +1,55 @@
+"""Preprocessing shared by training, evaluation and both inference back ends (numpy + OpenCV only).
+
+``resize_norm`` reproduces PaddleOCR's ``RecResizeImg`` / ``resize_norm_img`` exactly: the image
+keeps PaddleOCR's channel order (BGR by default), is resized with OpenCV bilinear to height H and
+width ``min(W, ceil(H * w / h))`` (so images wider than W/H are squashed), scaled to [-1, 1] and
+left-aligned in a zero tensor: the right padding is 0 after normalisation (mid-grey).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+
+def resized_width(h: int, w: int, image_h: int, image_w: int) -> int:
+    """Width PaddleOCR resizes an (h, w) image to, for target height ``image_h`` and width cap ``image_w``."""
+    ratio = w / float(h)
+    return min(image_w, int(math.ceil(image_h * ratio)))
+
+
+def resize_norm(img: np.ndarray, image_shape: Sequence[int], padding: bool = True) -> np.ndarray:
+    """PaddleOCR's ``resize_norm_img``.
+
+    Args:
+        img: (h, w, 3) uint8, in the channel order the model was trained with (BGR for PaddleOCR).
+        image_shape: (C, H, W) of the output.
+        padding: keep the aspect ratio and right-pad (True), or stretch to exactly W (False).
+
+    Returns:
+        (C, H, W) float32 in [-1, 1], zero (mid-grey) right padding.
+    """
+    c, image_h, image_w = image_shape
+    h, w = img.shape[:2]
+    if h == 0 or w == 0:
+        raise ValueError(f"image of size {w}x{h} cannot be resized")
+    new_w = resized_width(h, w, image_h, image_w) if padding else image_w
+    resized = cv2.resize(img, (new_w, image_h)).astype(np.float32)
+    if c == 1:
+        resized = resized[:, :, None] if resized.ndim == 2 else resized[:, :, :1]
+    # (H, w, C) -> (C, H, w), then [0, 255] -> [-1, 1]
+    chw = resized.transpose(2, 0, 1) / 255.0
+    chw = (chw - 0.5) / 0.5
+    out = np.zeros((c, image_h, image_w), dtype=np.float32)
+    out[:, :, :new_w] = chw
+    return out
+
+
+def to_model_order(img_bgr: np.ndarray, img_mode: str) -> np.ndarray:
+    """Convert an OpenCV BGR (h, w, 3) image to the model's channel order ("BGR" or "RGB")."""
+    if img_mode == "RGB":
+        return np.ascontiguousarray(img_bgr[:, :, ::-1])
+    return img_bgr

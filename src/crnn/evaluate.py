@@ -1,0 +1,112 @@
+"""Evaluation: word accuracy and normalised edit distance per set, then mean and total."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from crnn.charset import Charset
+from crnn.config import Config, DatasetConfig, LoaderConfig
+from crnn.data.datasets import RecDataset, build_sources, eval_label_check
+from crnn.data.loader import Batch, build_loader
+from crnn.decode import greedy_decode
+from crnn.metrics import RecMetric, make_normalizer
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader: DataLoader[Batch], charset: Charset, metric: RecMetric,
+             channels_last: bool = False) -> dict[str, float]:
+    """Run ``model`` over ``loader``; returns acc, norm_edit_dis, count, skipped and fps.
+
+    fps counts the model's forward pass only, as PaddleOCR's eval does.
+    """
+    was_training = model.training
+    model.eval()
+    metric.reset()
+    skipped, forward_s, n = 0, 0.0, 0
+    for batch in loader:
+        skipped += batch.skipped
+        if not batch.texts:
+            continue
+        images = batch.images.contiguous(memory_format=torch.channels_last) if channels_last else batch.images
+        t0 = time.perf_counter()
+        logits = model(images).float().numpy()
+        forward_s += time.perf_counter() - t0
+        n += len(batch.texts)
+        metric.update([p.text for p in greedy_decode(logits, charset)], batch.texts)
+    model.train(was_training)
+    result = metric.compute()
+    result.update(skipped=skipped, fps=n / forward_s if forward_s else 0.0)
+    return result
+
+
+def set_name(source_name: str) -> str:
+    """Short display name of an eval set: ``iiit5k`` for ``.../iiit5k/labels.tsv``, else folder/stem."""
+    p = Path(source_name)
+    if p.suffix in (".tsv", ".txt"):
+        return p.parent.name if p.name == "labels.tsv" else f"{p.parent.name}/{p.stem}"
+    return p.name
+
+
+def eval_datasets(dataset_cfg: DatasetConfig, normalize: Any, strict: bool) -> list[tuple[str, RecDataset]]:
+    """One ``RecDataset`` per source (label file or LMDB leaf) of an Eval dataset section."""
+    t = dataset_cfg.transforms
+    out = []
+    for src, _ in build_sources(dataset_cfg):
+        ds = RecDataset([(src, 1.0)], t.image_shape, eval_label_check(normalize), t.img_mode, t.padding,
+                        strict=strict)
+        out.append((set_name(src.name), ds))
+    return out
+
+
+def evaluate_sets(model: torch.nn.Module, cfg: Config, charset: Charset, dataset_cfg: DatasetConfig,
+                  loader_cfg: LoaderConfig, is_filter: bool) -> dict[str, Any]:
+    """Evaluate every set of ``dataset_cfg`` separately; add the mean over sets and the total."""
+    normalize = make_normalizer(is_filter, cfg.Metric.ignore_space, charset.normalize)
+    loader_cfg = replace(loader_cfg, shuffle=False, drop_last=False)
+    sets: dict[str, dict[str, float]] = {}
+    for name, ds in eval_datasets(dataset_cfg, normalize, cfg.Global.strict_data):
+        loader, _ = build_loader(ds, loader_cfg, charset, seed=0)
+        res = evaluate(model, loader, charset, RecMetric(normalize), cfg.Global.channels_last)
+        res["skipped"] += ds.skipped_labels
+        unique, k = name, 2
+        while unique in sets:  # the same folder named twice, or two sets with one name
+            unique, k = f"{name}#{k}", k + 1
+        sets[unique] = res
+        log.info("%s: acc %.4f over %d", name, res["acc"], res["count"])
+    total = sum(r["count"] for r in sets.values())
+    summary = {
+        "mean": {k: sum(r[k] for r in sets.values()) / max(len(sets), 1) for k in ("acc", "norm_edit_dis")},
+        "total": {
+            "count": total,
+            "skipped": sum(r["skipped"] for r in sets.values()),
+            **{k: sum(r[k] * r["count"] for r in sets.values()) / max(total, 1) for k in ("acc", "norm_edit_dis")},
+        },
+    }
+    return {"protocol": "36-char" if is_filter else "charset", "sets": sets, **summary}
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A plain-text table: set, count, skipped, accuracy %, normalised edit distance."""
+    lines = [f"{'set':<16}{'count':>8}{'skipped':>9}{'acc %':>9}{'1-NED':>9}"]
+    for name, r in result["sets"].items():
+        lines.append(f"{name:<16}{r['count']:>8}{r['skipped']:>9}{100 * r['acc']:>9.2f}{r['norm_edit_dis']:>9.4f}")
+    m, t = result["mean"], result["total"]
+    lines.append(f"{'mean (sets)':<16}{'':>8}{'':>9}{100 * m['acc']:>9.2f}{m['norm_edit_dis']:>9.4f}")
+    lines.append(f"{'total':<16}{t['count']:>8}{t['skipped']:>9}{100 * t['acc']:>9.2f}{t['norm_edit_dis']:>9.4f}")
+    return "\n".join(lines)
+
+
+def write_json(result: dict[str, Any], path: str) -> None:
+    """Write an evaluation result as JSON."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

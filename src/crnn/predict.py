@@ -1,0 +1,113 @@
+"""Inference: ``Recognizer`` runs a checkpoint (torch) or an exported ``.onnx`` model on images.
+
+Preprocessing and decoding are shared by both back ends; only "run the model" differs. This module
+does not import torch: the torch back end is imported when a ``.pt`` checkpoint is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from crnn.charset import Charset
+from crnn.data.lmdb_io import decode_image
+from crnn.data.transforms import resize_norm, to_model_order
+from crnn.decode import Prediction, greedy_decode
+
+ImageInput = str | os.PathLike[str] | Image.Image | np.ndarray
+DEFAULT_MODEL = str(Path(__file__).parent / "assets" / "crnn_mv3_en.pt")
+
+
+def load_image(image: ImageInput) -> np.ndarray:
+    """Any supported input as an OpenCV BGR (h, w, 3) uint8 array.
+
+    Paths are decoded with OpenCV; PIL images and numpy arrays are taken as RGB (or grey, or RGBA,
+    whose alpha is dropped), the convention of PIL and of ``np.asarray(pil_image)``.
+
+    Raises:
+        ValueError: unreadable file, empty image or unsupported array; the message names the input.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        try:
+            data = Path(image).read_bytes()
+        except OSError as e:
+            raise ValueError(f"cannot read {image}: {e.strerror or e}") from e
+        return decode_image(data, str(image))
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"unsupported image type {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image arrays must be uint8, got {image.dtype}")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"unsupported image array shape {image.shape}")
+    return np.ascontiguousarray(image[:, :, 2::-1])  # RGB(A) -> BGR
+
+
+class Recognizer:
+    """Recognise cropped word images with a model function ``(B, C, H, W) float32 -> (B, T, K) logits``.
+
+    Args:
+        run: the back end.
+        charset: maps classes to symbols.
+        image_shape: (C, H, W) the model was trained with; every image is resized as in training.
+        img_mode: the model's channel order, "BGR" (PaddleOCR) or "RGB".
+        batch_size: images per forward pass.
+    """
+
+    def __init__(self, run: Callable[[np.ndarray], np.ndarray], charset: Charset, image_shape: Sequence[int],
+                 img_mode: str = "BGR", batch_size: int = 32, backend: str = "torch"):
+        self.run = run
+        self.charset = charset
+        self.image_shape = tuple(int(v) for v in image_shape)
+        self.img_mode = img_mode
+        self.batch_size = batch_size
+        self.backend = backend
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Recognizer:
+        """Load a ``.pt`` checkpoint (torch back end) or an exported ``.onnx`` model (onnxruntime).
+
+        With no path, the bundled model (``crnn.DEFAULT_MODEL``) is used.
+        """
+        path = DEFAULT_MODEL if path is None else path
+        if str(path).endswith(".onnx"):
+            from crnn.onnx_backend import onnx_runner
+
+            run, meta = onnx_runner(path, kwargs.pop("num_threads", None))
+        else:
+            from crnn.torch_backend import torch_runner
+
+            run, meta = torch_runner(path, kwargs.pop("num_threads", None))
+        return cls(run, meta["charset"], meta["image_shape"], meta["img_mode"], backend=meta["backend"], **kwargs)
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """BGR uint8 images -> (B, C, H, W) float32, exactly as in training and evaluation."""
+        return np.stack([resize_norm(to_model_order(im, self.img_mode), self.image_shape) for im in images])
+
+    def recognize_arrays(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        """Recognise already-decoded BGR images, batched in order of aspect ratio."""
+        order = sorted(range(len(images)), key=lambda i: images[i].shape[1] / images[i].shape[0])
+        out: list[Prediction | None] = [None] * len(images)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            logits = self.run(self.preprocess([images[i] for i in idx]))
+            for i, pred in zip(idx, greedy_decode(logits, self.charset), strict=True):
+                out[i] = pred
+        return [p for p in out if p is not None]
+
+    def __call__(self, images: Sequence[ImageInput]) -> list[Prediction]:
+        """Recognise images (paths, PIL images or HWC uint8 RGB arrays); results in input order.
+
+        Raises:
+            ValueError: an input cannot be read (the message names it).
+        """
+        return self.recognize_arrays([load_image(im) for im in images])
+

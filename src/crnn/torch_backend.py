@@ -1,0 +1,44 @@
+"""The PyTorch back end of ``Recognizer``: a checkpoint's model in eval mode."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from crnn import checkpoint
+from crnn.charset import Charset
+from crnn.config import config_from_dict
+from crnn.models import CRNN, build_model
+
+
+def load_model(path: str | os.PathLike[str]) -> tuple[CRNN, Charset, Any]:
+    """Model (eval mode, float32), charset and config of a checkpoint."""
+    state = checkpoint.load(path)
+    cfg = config_from_dict(state["config"])
+    charset = Charset.from_dict(state["charset"])
+    model = build_model(cfg.Architecture, charset.num_classes)
+    weights = {k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()}
+    model.load_state_dict(weights)
+    model.eval()
+    return model, charset, cfg
+
+
+def torch_runner(path: str | os.PathLike[str], num_threads: int | None = None
+                 ) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
+    """A function (B, C, H, W) float32 -> (B, T, K) logits, plus the metadata the recognizer needs."""
+    model, charset, cfg = load_model(path)
+    if num_threads:
+        torch.set_num_threads(num_threads)
+
+    @torch.inference_mode()
+    def run(batch: np.ndarray) -> np.ndarray:
+        return model(torch.from_numpy(batch)).float().numpy()
+
+    t = (cfg.Eval or cfg.Train).dataset.transforms if (cfg.Eval or cfg.Train) else None
+    image_shape = t.image_shape if t else [3, 32, 100]
+    img_mode = t.img_mode if t else "BGR"
+    return run, {"charset": charset, "image_shape": image_shape, "img_mode": img_mode, "backend": "torch"}

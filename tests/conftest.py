@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny word-image datasets drawn with PIL (no network, no ../shared needed)."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # tests share 2 cores with other jobs; set before torch loads
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+WORDS = ["cat", "dog", "sun", "tree", "road", "park", "exit", "open", "bank", "stop", "42", "shop"]
+
+
+def draw_word(text: str, seed: int = 0) -> Image.Image:
+    """A dark word on a light background, roughly the shape of a real crop."""
+    rng = random.Random(seed)
+    font = ImageFont.load_default(size=22)
+    w = int(font.getlength(text)) + 12
+    img = Image.new("RGB", (w, 32), tuple(rng.randint(200, 255) for _ in range(3)))
+    ImageDraw.Draw(img).text((6, 4), text, fill=tuple(rng.randint(0, 60) for _ in range(3)), font=font)
+    return img
+
+
+@pytest.fixture(scope="session")
+def tiny_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SimpleDataSet folder: images/*.png + labels.tsv (24 samples)."""
+    root = tmp_path_factory.mktemp("tiny")
+    (root / "images").mkdir()
+    lines = []
+    for i in range(24):
+        word = WORDS[i % len(WORDS)]
+        draw_word(word, i).save(root / "images" / f"{i:03d}.png")
+        lines.append(f"images/{i:03d}.png\t{word.upper() if i % 3 == 0 else word}")
+    (root / "labels.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def tiny_config(tiny: Path, out: Path, **global_overrides: object) -> dict:
+    """A small mv3 config dict that trains and evaluates on ``tiny``."""
+    data = {"name": "SimpleDataSet", "data_dir": str(tiny), "label_file_list": [str(tiny / "labels.tsv")],
+            "transforms": [{"DecodeImage": {"img_mode": "BGR"}}, {"CTCLabelEncode": None},
+                           {"RecResizeImg": {"image_shape": [3, 32, 100]}}]}
+    return {
+        "Global": {"save_model_dir": str(out), "epoch_num": 100, "eval_batch_step": [0, 4], "print_batch_step": 1,
+                   "num_threads": 1, **global_overrides},
+        "Optimizer": {"name": "Adam", "lr": {"learning_rate": 0.001}},
+        "Architecture": {"Backbone": {"name": "MobileNetV3", "scale": 0.5, "model_name": "small",
+                                      "small_stride": [1, 2, 2, 2]},
+                         "Neck": {"name": "SequenceEncoder", "encoder_type": "rnn", "hidden_size": 32},
+                         "Head": {"name": "CTCHead"}},
+        "Train": {"dataset": data, "loader": {"batch_size_per_card": 8, "shuffle": True, "drop_last": True}},
+        "Eval": {"dataset": data, "loader": {"batch_size_per_card": 16}},
+    }
+
+
+def need_shared(*parts: str) -> Path:
+    """Path under ../shared, or skip the test with the reason."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"{p} not found: this test needs the project's ../shared folder beside the repo")
+    return p

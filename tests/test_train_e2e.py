@@ -1,0 +1,94 @@
+"""End to end on a tiny PIL-drawn set: train -> resume equivalence -> eval -> predict."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from crnn import Recognizer, checkpoint
+from crnn.cli import main
+from crnn.config import config_from_dict
+from crnn.train import train
+
+from .conftest import draw_word, tiny_config
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return checkpoint.load(path)["model"]
+
+
+def test_resume_continues_exactly(tiny_set: Path, tmp_path: Path):
+    # 6 steps straight vs 3 steps, then resume for 3 more (mid-epoch: 24 samples / batch 8 = 3 per epoch
+    # would end the epoch, so use batch 4 -> 6 batches per epoch).
+    base = tiny_config(tiny_set, tmp_path / "a", max_steps=6, eval_batch_step=[0, 0])
+    base["Train"]["loader"]["batch_size_per_card"] = 4
+    base["Eval"] = None
+    train(config_from_dict(base))
+    half = tiny_config(tiny_set, tmp_path / "b", max_steps=3, eval_batch_step=[0, 0])
+    half["Train"]["loader"]["batch_size_per_card"] = 4
+    half["Eval"] = None
+    train(config_from_dict(half))
+    state = checkpoint.load(tmp_path / "b" / "latest")
+    assert state["step"] == 3 and state["epoch_step"] == 3 and state["charset"]["chars"][0] == "0"
+    train(config_from_dict(half, ["Global.max_steps=6", f"Global.checkpoints={tmp_path / 'b' / 'latest'}"]))
+    a, b = _weights(tmp_path / "a" / "latest.pt"), _weights(tmp_path / "b" / "latest.pt")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_checkpoint_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    checkpoint.save(tmp_path / "ck", {"model": {"w": torch.ones(2)}, "config": {}, "charset": {}})
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError):
+        checkpoint.save(tmp_path / "ck", {"model": {"w": torch.zeros(2)}, "config": {}, "charset": {}})
+    assert torch.equal(checkpoint.load(tmp_path / "ck")["model"]["w"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]  # no temp file left behind
+
+
+@pytest.mark.slow
+def test_train_eval_predict_cli(tiny_set: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    import yaml
+
+    out = tmp_path / "run"
+    cfg_path = tmp_path / "tiny.yml"
+    cfg_path.write_text(yaml.safe_dump(tiny_config(tiny_set, out, max_steps=8)))
+    assert main(["train", "-c", str(cfg_path), "-o", "Global.print_batch_step=2"]) == 0
+    for name in ("latest.pt", "best_accuracy.pt", "metrics.jsonl", "train_curves.png"):
+        assert (out / name).is_file(), name
+
+    json_path = tmp_path / "eval.json"
+    assert main(["eval", "-c", str(cfg_path), "--checkpoint", str(out / "best_accuracy"),
+                 "--json", str(json_path)]) == 0
+    table = capsys.readouterr().out
+    assert "mean (sets)" in table and "total" in table and json_path.is_file()
+    assert main(["eval", "--checkpoint", str(out / "latest.pt"), "--sets", str(tiny_set), str(tiny_set)]) == 0
+    assert capsys.readouterr().out.count(tiny_set.name) == 2
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    assert main(["predict", "--checkpoint", str(out / "latest.pt"), str(tiny_set / "images"), str(bad)]) == 1
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 24 and all(len(line.split("\t")) == 3 for line in lines)
+    assert "bad.png" in captured.err
+
+    rec = Recognizer.from_checkpoint(out / "latest.pt")
+    img = draw_word("road")
+    import numpy as np
+
+    preds = rec([img, np.asarray(img), tiny_set / "images" / "000.png"])
+    assert len(preds) == 3 and preds[0] == preds[1]
+    assert all(0.0 <= p.confidence <= 1.0 for p in preds)
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert main(["train", "-c", str(tmp_path / "missing.yml")]) == 2
+    assert "missing.yml" in capsys.readouterr().err
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("Global:\n  epoch_nmu: 3\n")
+    assert main(["train", "-c", str(cfg)]) == 2
+    assert "Global.epoch_nmu" in capsys.readouterr().err
