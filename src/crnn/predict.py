@@ -52,41 +52,45 @@ def load_image(image: ImageInput) -> np.ndarray:
 
 
 class Recognizer:
-    """Recognise cropped word images with a model function ``(B, C, H, W) float32 -> (B, T, K) logits``.
+    """Recognise cropped word images with a checkpoint (``.pt``, torch) or an exported ``.onnx`` model.
 
     Args:
-        run: the back end.
-        charset: maps classes to symbols.
-        image_shape: (C, H, W) the model was trained with; every image is resized as in training.
-        img_mode: the model's channel order, "BGR" (PaddleOCR) or "RGB".
+        model: path of the model; ``None`` means the bundled English model (``crnn.DEFAULT_MODEL``).
         batch_size: images per forward pass.
+        num_threads: inference threads (default: the back end's default, all cores).
+
+    Example:
+        >>> rec = Recognizer()  # doctest: +SKIP
+        >>> rec(["word.png"])  # doctest: +SKIP
+        [Prediction(text='hello', confidence=0.98)]
     """
 
-    def __init__(self, run: Callable[[np.ndarray], np.ndarray], charset: Charset, image_shape: Sequence[int],
-                 img_mode: str = "BGR", batch_size: int = 32, backend: str = "torch"):
-        self.run = run
-        self.charset = charset
-        self.image_shape = tuple(int(v) for v in image_shape)
-        self.img_mode = img_mode
+    def __init__(self, model: str | os.PathLike[str] | None = None, *, batch_size: int = 32,
+                 num_threads: int | None = None):
+        path = DEFAULT_MODEL if model is None else model
+        if not Path(path).exists() and not Path(f"{path}.pt").exists():
+            hint = " (the bundled model is missing from this install)" if model is None else ""
+            raise FileNotFoundError(f"model {path} not found{hint}")
+        if str(path).endswith(".onnx"):
+            from crnn.onnx_backend import onnx_runner  # noqa: PLC0415 - keeps torch out of this path
+
+            run, meta = onnx_runner(path, num_threads)
+        else:
+            from crnn.torch_backend import torch_runner  # noqa: PLC0415
+
+            run, meta = torch_runner(path, num_threads)
+        self.run: Callable[[np.ndarray], np.ndarray] = run  # (B, C, H, W) float32 -> (B, T, K) logits
+        self.charset: Charset = meta["charset"]
+        self.image_shape = tuple(int(v) for v in meta["image_shape"])
+        self.img_mode: str = meta["img_mode"]
+        self.backend: str = meta["backend"]
         self.batch_size = batch_size
-        self.backend = backend
+        self.path = str(path)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Recognizer:
-        """Load a ``.pt`` checkpoint (torch back end) or an exported ``.onnx`` model (onnxruntime).
-
-        With no path, the bundled model (``crnn.DEFAULT_MODEL``) is used.
-        """
-        path = DEFAULT_MODEL if path is None else path
-        if str(path).endswith(".onnx"):
-            from crnn.onnx_backend import onnx_runner
-
-            run, meta = onnx_runner(path, kwargs.pop("num_threads", None))
-        else:
-            from crnn.torch_backend import torch_runner
-
-            run, meta = torch_runner(path, kwargs.pop("num_threads", None))
-        return cls(run, meta["charset"], meta["image_shape"], meta["img_mode"], backend=meta["backend"], **kwargs)
+        """Same as ``Recognizer(path, **kwargs)``: a ``.pt`` checkpoint or an ``.onnx`` model."""
+        return cls(path, **kwargs)
 
     def preprocess(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """BGR uint8 images -> (B, C, H, W) float32, exactly as in training and evaluation."""
