@@ -72,11 +72,11 @@ class Recognizer:
             hint = " (the bundled model is missing from this install)" if model is None else ""
             raise FileNotFoundError(f"model {path} not found{hint}")
         if str(path).endswith(".onnx"):
-            from crnn.onnx_backend import onnx_runner  # noqa: PLC0415 - keeps torch out of this path
+            from crnn.onnx_backend import onnx_runner
 
             run, meta = onnx_runner(path, num_threads)
         else:
-            from crnn.torch_backend import torch_runner  # noqa: PLC0415
+            from crnn.torch_backend import torch_runner
 
             run, meta = torch_runner(path, num_threads)
         self.run: Callable[[np.ndarray], np.ndarray] = run  # (B, C, H, W) float32 -> (B, T, K) logits
