@@ -6,6 +6,7 @@ import argparse
 import glob
 import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,9 +24,17 @@ def _add_config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from crnn.config import load_config
+
+    cfg = load_config(args.config, args.override)  # fail on a bad config before starting processes
+    if args.nproc > 1:
+        # a thin wrapper around torchrun: the same command, one process per rank
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(args.nproc),
+               "-m", "crnn", "train", "-c", args.config, *(["-o", *args.override] if args.override else [])]
+        log.info("running %s", " ".join(cmd))
+        return subprocess.call(cmd)
     from crnn.train import train
 
-    train(load_config(args.config, args.override))
+    train(cfg)
     return 0
 
 
@@ -116,6 +125,43 @@ def _cmd_lmdb_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert_paddle(args: argparse.Namespace) -> int:
+    from crnn.convert.paddle import convert_paddle
+
+    path = convert_paddle(args.config, args.params, args.out, args.override)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from crnn.serve.server import run
+    from crnn.serve.settings import ServeSettings
+
+    run(ServeSettings(model=args.model, host=args.host, port=args.port, workers=args.workers, threads=args.threads,
+                      max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_images=args.max_images,
+                      max_request_bytes=int(args.max_request_mb * 1024 * 1024), timeout_s=args.timeout))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from crnn.export import export_onnx
+
+    int8 = args.int8 if args.int8 != "auto" else ("static" if args.calib else "dynamic")
+    res = export_onnx(args.checkpoint, args.out, check=not args.no_check, int8=int8, calib=args.calib,
+                      calib_count=args.calib_count)
+    diff = "" if res["max_abs_diff"] is None else f" (verified: max |dlogit| vs PyTorch {res['max_abs_diff']:.1e})"
+    print(f"wrote {res['onnx']}{diff}")
+    if res["int8"]:
+        print(f"wrote {res['int8']} ({int8} int8)")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from crnn.bench import main_bench
+
+    return main_bench(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``crnn`` argument parser with one subcommand per verb."""
     parser = argparse.ArgumentParser(prog="crnn", description="CRNN scene-text recognition")
@@ -124,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model from a YAML config")
     _add_config_args(p)
+    p.add_argument("--nproc", type=int, default=1,
+                   help="processes on this machine (DDP via torchrun; batch_size_per_card is per process)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on one or more sets")
@@ -144,6 +192,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("convert", help="convert weights from other frameworks")
+    csub = p.add_subparsers(dest="convert_command", required=True)
+    q = csub.add_parser("paddle", help="PaddleOCR CRNN weights (.pdparams or inference model) -> checkpoint")
+    _add_config_args(q)
+    q.add_argument("--params", required=True,
+                   help="PaddleOCR .pdparams (suffix optional), .pdiparams or inference-model folder")
+    q.add_argument("--out", required=True, help="checkpoint to write (.pt is appended if missing)")
+    q.set_defaults(func=_cmd_convert_paddle)
+
+    p = sub.add_parser("serve", help="HTTP recognition service with dynamic batching (needs the serve extra)")
+    p.add_argument("--model", help="a .pt checkpoint or an exported .onnx model (default: the bundled model)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, help="worker processes, each with its own model copy")
+    p.add_argument("--threads", type=int, default=None, help="inference threads per worker (default: all cores)")
+    p.add_argument("--max-batch", type=int, default=32, help="images per forward pass")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill up")
+    p.add_argument("--max-images", type=int, default=64, help="images per request")
+    p.add_argument("--max-request-mb", type=float, default=16.0, help="request body size limit")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds a request may wait for its results")
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (verified against PyTorch), optionally int8")
+    p.add_argument("--checkpoint", required=True, help="a .pt checkpoint")
+    p.add_argument("--out", required=True, help="the .onnx file to write (int8 copy: <stem>.int8.onnx)")
+    p.add_argument("--int8", nargs="?", const="auto", choices=["auto", "dynamic", "static"],
+                   help="also write an int8 model: static (needs --calib) or dynamic; bare --int8 picks static "
+                        "when --calib is given")
+    p.add_argument("--calib", help="TRAINING images for static int8: a folder or a label file")
+    p.add_argument("--calib-count", type=int, default=256, help="calibration images (default 256)")
+    p.add_argument("--no-check", action="store_true", help="skip the onnxruntime-vs-PyTorch verification")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("bench", help="inference speed: PyTorch eager vs ONNX fp32 vs ONNX int8")
+    p.add_argument("--checkpoint", help="a .pt checkpoint (default: the bundled model); exported to ONNX fp32 and "
+                   "int8 in a temporary folder unless --onnx / --onnx-int8 are given")
+    p.add_argument("--onnx", help="an exported fp32 .onnx model")
+    p.add_argument("--onnx-int8", help="an exported int8 .onnx model")
+    p.add_argument("--data", default="../shared/data/eval", help="folder of word crops (searched recursively)")
+    p.add_argument("--limit", type=int, default=2000, help="images to use (default 2000)")
+    p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    p.add_argument("--batch-size", type=int, default=32, help="batched run size (default 32)")
+    p.add_argument("--backends", nargs="+", default=["torch", "onnx", "onnx-int8"],
+                   choices=["torch", "onnx", "onnx-int8"])
+    p.add_argument("--json", help="also write the results here")
+    p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("lmdb", help="LMDB datasets")
     lsub = p.add_subparsers(dest="lmdb_command", required=True)

@@ -233,6 +233,7 @@ class GlobalConfig:
     channels_last: bool = True  # faster convolutions on CPU; numerically equivalent
     strict_data: bool = False  # raise on an unusable sample instead of skipping and counting it
     ema_decay: float | None = None  # keep an exponential moving average of the weights
+    use_sync_bn: bool = False  # SyncBatchNorm across DDP ranks (GPUs only: a PyTorch limitation)
 
 
 @dataclass

@@ -33,13 +33,16 @@ def evaluate(model: torch.nn.Module, loader: DataLoader[Batch], charset: Charset
     model.eval()
     metric.reset()
     skipped, forward_s, n = 0, 0.0, 0
+    device = next(model.parameters()).device
     for batch in loader:
         skipped += batch.skipped
         if not batch.texts:
             continue
-        images = batch.images.contiguous(memory_format=torch.channels_last) if channels_last else batch.images
+        images = batch.images.to(device)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         t0 = time.perf_counter()
-        logits = model(images).float().numpy()
+        logits = model(images).float().cpu().numpy()
         forward_s += time.perf_counter() - t0
         n += len(batch.texts)
         metric.update([p.text for p in greedy_decode(logits, charset)], batch.texts)

@@ -1,23 +1,26 @@
-"""``crnn train``: the training loop (single process, or one rank of torchrun)."""
+"""``crnn train``: the training loop, as one process or as one rank of ``torchrun`` (DDP)."""
 
 from __future__ import annotations
 
 import logging
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from crnn import checkpoint
 from crnn.charset import Charset
 from crnn.config import Config
 from crnn.data.datasets import build_dataset, train_label_check
-from crnn.data.loader import build_loader
+from crnn.data.loader import Batch, build_loader
 from crnn.decode import greedy_decode
+from crnn.distributed import DistInfo, barrier, broadcast, cleanup, init_distributed
 from crnn.evaluate import evaluate_sets, format_table
 from crnn.logs import MetricsLog, SmoothedValue
 from crnn.loss import ctc_loss
@@ -54,6 +57,18 @@ class EMA:
                 self.state[k].copy_(v)
 
 
+@dataclass
+class Progress:
+    """Where training stands; saved in every checkpoint."""
+
+    step: int = 0  # optimizer steps taken
+    epoch: int = 0
+    epoch_step: int = 0  # batches consumed in this epoch, per rank
+    world_size: int = 1  # of the run that consumed them (resume may use another)
+    best: dict[str, Any] = field(default_factory=lambda: {"acc": -1.0})
+    last_eval: int = -1
+
+
 def _load_weights(model: torch.nn.Module, path: str) -> None:
     state = checkpoint.load(path)
     missing, unexpected = model.load_state_dict(state["model"], strict=False)
@@ -62,142 +77,203 @@ def _load_weights(model: torch.nn.Module, path: str) -> None:
     log.info("loaded pretrained weights from %s", path)
 
 
+def _sync_bn(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
+    if info.device.type == "cpu":
+        raise ValueError("Global.use_sync_bn: PyTorch's SyncBatchNorm runs on GPUs only")
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
+class Trainer:
+    """Owns the model, optimizer, schedule, EMA and checkpoints of one run; ``fit`` runs the loop."""
+
+    def __init__(self, cfg: Config, info: DistInfo):
+        g = cfg.Global
+        assert cfg.Train is not None
+        self.cfg, self.info = cfg, info
+        self.out_dir = Path(g.save_model_dir)
+        self.charset = Charset.from_config(g.character_dict_path, g.use_space_char)
+        model: torch.nn.Module = build_model(cfg.Architecture, self.charset.num_classes)
+        if g.use_sync_bn and info.world_size > 1:
+            model = _sync_bn(model, info)
+        model = model.to(info.device)
+        if g.channels_last:
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.model = model
+        dataset = build_dataset(cfg.Train.dataset, train_label_check(self.charset.normalize, g.max_text_length),
+                                train=True, strict=g.strict_data, seed=g.seed)
+        if len(dataset) == 0:
+            raise ValueError("the training set has no usable sample")
+        self.loader, self.sampler = build_loader(dataset, cfg.Train.loader, self.charset, g.seed,
+                                                 info.rank, info.world_size)
+        self.steps_per_epoch = max(1, len(self.loader))
+        self.optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], cfg.Optimizer)
+        self.scheduler = build_scheduler(self.optimizer, cfg.Optimizer, self.steps_per_epoch, g.epoch_num)
+        self.ema = EMA(model, g.ema_decay) if g.ema_decay else None
+        self.progress = Progress(world_size=info.world_size)
+        if g.checkpoints:
+            self._resume(g.checkpoints)
+        elif g.pretrained_model:
+            _load_weights(model, g.pretrained_model)
+        # DDP averages gradients across ranks; the wrapped module stays ``self.model`` for saving.
+        self.forward: torch.nn.Module = (
+            DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda" else None)
+            if info.world_size > 1 else model)
+        self.metrics_log = MetricsLog(self.out_dir)
+
+    def _resume(self, path: str) -> None:
+        state = checkpoint.load(path)
+        self.model.load_state_dict(state.get("train_model", state["model"]))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        p = self.progress
+        p.step, p.epoch, p.best = state["step"], state["epoch"], state.get("best_metric", p.best)
+        # Samples consumed this epoch, re-expressed in batches of the current world size.
+        consumed = state["epoch_step"] * state.get("world_size", 1)
+        p.epoch_step = consumed // self.info.world_size
+        if self.ema is not None and "train_model" in state:
+            self.ema.state = {k: v.clone() for k, v in state["model"].items()}
+        _set_rng_state(state["rng"])
+        log.info("resumed from %s at step %d (epoch %d, batch %d)", path, p.step, p.epoch, p.epoch_step)
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """What inference should use: the EMA weights when enabled."""
+        return self.ema.state if self.ema is not None else self.model.state_dict()
+
+    def save(self, name: str) -> None:
+        """Atomically write checkpoint ``name`` (rank 0 only)."""
+        if not self.info.is_main:
+            return
+        p = self.progress
+        state = {"model": self.weights(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "step": p.step, "epoch": p.epoch,
+                 "epoch_step": p.epoch_step, "world_size": self.info.world_size, "rng": _rng_state(),
+                 "config": self.cfg.to_dict(), "charset": self.charset.to_dict(), "best_metric": p.best}
+        if self.ema is not None:
+            state["train_model"] = self.model.state_dict()
+        checkpoint.save(self.out_dir / name, state)
+
+    def evaluate(self) -> None:
+        """Evaluate on rank 0; every rank then agrees on "best" (broadcast)."""
+        cfg, p = self.cfg, self.progress
+        p.last_eval = p.step
+        if cfg.Eval is None:
+            return
+        res = None
+        if self.info.is_main:
+            raw = None
+            if self.ema is not None:  # evaluate the averaged weights: they are what gets saved
+                raw = {k: v.clone() for k, v in self.model.state_dict().items()}
+                self.model.load_state_dict(self.ema.state)
+            res = evaluate_sets(self.model, cfg, self.charset, cfg.Eval.dataset, cfg.Eval.loader, cfg.Metric.is_filter)
+            if raw is not None:
+                self.model.load_state_dict(raw)
+            self.metrics_log.write({"kind": "eval", "step": p.step, "epoch": p.epoch, "acc": res["total"]["acc"],
+                                    "norm_edit_dis": res["total"]["norm_edit_dis"], "sets": res["sets"]})
+            tqdm.write(f"step {p.step} eval:\n{format_table(res)}")
+        res = broadcast(res, self.info)
+        assert res is not None
+        key = cfg.Metric.main_indicator
+        if res["total"][key] >= p.best.get(key, -1.0):  # PaddleOCR keeps the later checkpoint on ties
+            p.best = {**res["total"], "step": p.step}
+            self.save("best_accuracy")
+        barrier(self.info)
+
+    def train_step(self, batch: Batch, amp_dtype: torch.dtype) -> torch.Tensor:
+        """Forward, CTC loss, backward, clip, optimizer, schedule and EMA; returns (B, T, C) logits."""
+        g = self.cfg.Global
+        images = batch.images.to(self.info.device)
+        if g.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.info.device.type, dtype=amp_dtype, enabled=g.use_amp):
+            logits = self.forward(images)
+        self.loss = ctc_loss(logits, batch.targets.to(self.info.device), batch.target_lengths.to(self.info.device),
+                             self.cfg.Loss.use_focal_loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.loss.backward()
+        clip = self.cfg.Optimizer.clip_norm or self.cfg.Optimizer.clip_norm_global
+        if clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return logits
+
+    def fit(self) -> dict[str, Any]:
+        """Run until ``Global.max_steps`` or ``Global.epoch_num``; returns the best evaluation."""
+        cfg, g, p = self.cfg, self.cfg.Global, self.progress
+        assert cfg.Train is not None
+        amp_dtype = torch.bfloat16 if g.amp_dtype == "bfloat16" else torch.float16
+        smooth_loss, smooth_acc = SmoothedValue(g.log_smooth_window), SmoothedValue(g.log_smooth_window)
+        train_norm = make_normalizer(False, True, self.charset.normalize)
+        eval_start, eval_every = [*g.eval_batch_step, 0, 2000][:2]
+        max_steps = g.max_steps if g.max_steps is not None else g.epoch_num * self.steps_per_epoch
+        bar = tqdm(total=max_steps, initial=p.step, desc="train", dynamic_ncols=True, mininterval=5.0,
+                   disable=not self.info.is_main)
+        t_last, n_last = time.perf_counter(), 0
+        while p.step < max_steps and p.epoch < g.epoch_num:
+            self.sampler.set_epoch(p.epoch, skip=p.epoch_step * cfg.Train.loader.batch_size_per_card)
+            for batch in self.loader:
+                p.epoch_step += 1  # counts batches consumed, so a resume skips exactly these samples
+                if not batch.texts:
+                    continue
+                logits = self.train_step(batch, amp_dtype)
+                p.step += 1
+                n_last += len(batch.texts) * self.info.world_size
+                smooth_loss.update(self.loss.item())
+                if g.cal_metric_during_train:
+                    m = RecMetric(train_norm)
+                    preds = greedy_decode(logits.detach().float().cpu().numpy(), self.charset)
+                    m.update([x.text for x in preds], batch.texts)
+                    smooth_acc.update(m.compute()["acc"])
+                bar.update(1)
+                if p.step % g.print_batch_step == 0 or p.step == max_steps:
+                    now = time.perf_counter()
+                    ips, t_last, n_last = n_last / max(now - t_last, 1e-9), now, 0
+                    lr = self.scheduler.get_last_lr()[0]
+                    bar.set_postfix(loss=f"{smooth_loss.avg:.3f}", acc=f"{smooth_acc.avg:.3f}", lr=f"{lr:.2e}",
+                                    ips=f"{ips:.0f}", refresh=False)
+                    if self.info.is_main:
+                        self.metrics_log.write({"kind": "train", "step": p.step, "epoch": p.epoch,
+                                                "loss": smooth_loss.avg, "acc": smooth_acc.avg, "lr": lr,
+                                                "img_s": ips, "skipped": batch.skipped})
+                if p.step > eval_start and eval_every and (p.step - eval_start) % eval_every == 0:
+                    self.evaluate()
+                    self.save("latest")
+                    if self.info.is_main:
+                        self.metrics_log.plot()
+                if p.step >= max_steps:
+                    break
+            else:
+                p.epoch, p.epoch_step = p.epoch + 1, 0
+                self.save("latest")
+                if g.save_epoch_step and p.epoch % g.save_epoch_step == 0:
+                    self.save(f"iter_epoch_{p.epoch}")
+        bar.close()
+        self.save("latest")
+        if cfg.Eval is not None and p.last_eval != p.step:
+            self.evaluate()  # the final weights are always evaluated once
+            self.save("latest")
+        if self.info.is_main:
+            self.metrics_log.plot()
+        log.info("done at step %d; best %s", p.step, p.best)
+        return p.best
+
+
 def train(cfg: Config) -> dict[str, Any]:
-    """Train as ``cfg`` says; returns the best evaluation result (empty without an Eval section)."""
+    """Train as ``cfg`` says (one process, or one rank under torchrun); returns the best evaluation."""
     g = cfg.Global
     if cfg.Train is None:
         raise ValueError("the config has no Train section")
     random.seed(g.seed)
     np.random.seed(g.seed)
-    torch.manual_seed(g.seed)
+    torch.manual_seed(g.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     if g.num_threads:
         torch.set_num_threads(g.num_threads)
-    out_dir = Path(g.save_model_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    charset = Charset.from_config(g.character_dict_path, g.use_space_char)
-    model = build_model(cfg.Architecture, charset.num_classes)
-    if g.channels_last:
-        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-
-    dataset = build_dataset(cfg.Train.dataset, train_label_check(charset.normalize, g.max_text_length),
-                            train=True, strict=g.strict_data, seed=g.seed)
-    if len(dataset) == 0:
-        raise ValueError("the training set has no usable sample")
-    loader, sampler = build_loader(dataset, cfg.Train.loader, charset, g.seed)
-    steps_per_epoch = max(1, len(loader))
-    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], cfg.Optimizer)
-    scheduler = build_scheduler(optimizer, cfg.Optimizer, steps_per_epoch, g.epoch_num)
-    ema = EMA(model, g.ema_decay) if g.ema_decay else None
-    step, epoch, epoch_step, best = 0, 0, 0, {"acc": -1.0}
-    if g.checkpoints:
-        state = checkpoint.load(g.checkpoints)
-        model.load_state_dict(state.get("train_model", state["model"]))
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, epoch, epoch_step = state["step"], state["epoch"], state["epoch_step"]
-        best = state.get("best_metric", best)
-        if ema is not None and "train_model" in state:
-            ema.state = {k: v.clone() for k, v in state["model"].items()}
-        _set_rng_state(state["rng"])
-        log.info("resumed from %s at step %d (epoch %d, batch %d)", g.checkpoints, step, epoch, epoch_step)
-    elif g.pretrained_model:
-        _load_weights(model, g.pretrained_model)
-
-    metrics_log = MetricsLog(out_dir)
-    clip = cfg.Optimizer.clip_norm or cfg.Optimizer.clip_norm_global
-    amp_dtype = torch.bfloat16 if g.amp_dtype == "bfloat16" else torch.float16
-    smooth_loss, smooth_acc = SmoothedValue(g.log_smooth_window), SmoothedValue(g.log_smooth_window)
-    train_norm = make_normalizer(False, True, charset.normalize)
-    eval_start, eval_every = [*g.eval_batch_step, 0, 2000][:2]
-    max_steps = g.max_steps if g.max_steps is not None else g.epoch_num * steps_per_epoch
-
-    def state_dict(weights: dict[str, torch.Tensor]) -> dict[str, Any]:
-        s = {"model": weights, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-             "step": step, "epoch": epoch, "epoch_step": epoch_step, "rng": _rng_state(),
-             "config": cfg.to_dict(), "charset": charset.to_dict(), "best_metric": best}
-        if ema is not None:
-            s["train_model"] = model.state_dict()
-        return s
-
-    last_eval = -1
-
-    def run_eval() -> dict[str, Any] | None:
-        nonlocal best, last_eval
-        last_eval = step
-        if cfg.Eval is None:
-            return None
-        if ema is not None:  # evaluate the averaged weights: they are what gets saved as "model"
-            raw = {k: v.clone() for k, v in model.state_dict().items()}
-            model.load_state_dict(ema.state)
-        res = evaluate_sets(model, cfg, charset, cfg.Eval.dataset, cfg.Eval.loader, cfg.Metric.is_filter)
-        if ema is not None:
-            model.load_state_dict(raw)
-        key = cfg.Metric.main_indicator
-        cur = res["total"][key]
-        metrics_log.write({"kind": "eval", "step": step, "epoch": epoch, "acc": res["total"]["acc"],
-                           "norm_edit_dis": res["total"]["norm_edit_dis"], "sets": res["sets"]})
-        tqdm.write(f"step {step} eval:\n{format_table(res)}")
-        if cur >= best.get(key, -1.0):  # PaddleOCR keeps the later checkpoint on ties
-            best = {**res["total"], "step": step}
-            checkpoint.save(out_dir / "best_accuracy", state_dict(ema.state if ema else model.state_dict()))
-        return res
-
-    model.train()
-    bar = tqdm(total=max_steps, initial=step, desc="train", dynamic_ncols=True, mininterval=2.0)
-    t_last, n_last = time.perf_counter(), 0
-    done = step >= max_steps
-    while not done and epoch < g.epoch_num:
-        sampler.set_epoch(epoch, skip=epoch_step * cfg.Train.loader.batch_size_per_card)
-        for batch in loader:
-            epoch_step += 1  # counts batches consumed, so a resume skips exactly these samples
-            if not batch.texts:
-                continue
-            images = batch.images.contiguous(memory_format=torch.channels_last) if g.channels_last else batch.images
-            with torch.autocast("cpu", dtype=amp_dtype, enabled=g.use_amp):
-                logits = model(images)
-            loss = ctc_loss(logits, batch.targets, batch.target_lengths, cfg.Loss.use_focal_loss)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
-            scheduler.step()
-            if ema is not None:
-                ema.update(model)
-            step += 1
-            n_last += len(batch.texts)
-            smooth_loss.update(loss.item())
-            if g.cal_metric_during_train:
-                m = RecMetric(train_norm)
-                m.update([p.text for p in greedy_decode(logits.detach().float().numpy(), charset)], batch.texts)
-                smooth_acc.update(m.compute()["acc"])
-            bar.update(1)
-            if step % g.print_batch_step == 0 or step == max_steps:
-                now = time.perf_counter()
-                ips = n_last / max(now - t_last, 1e-9)
-                t_last, n_last = now, 0
-                lr = scheduler.get_last_lr()[0]
-                bar.set_postfix(loss=f"{smooth_loss.avg:.3f}", acc=f"{smooth_acc.avg:.3f}", lr=f"{lr:.2e}",
-                                ips=f"{ips:.0f}", refresh=False)
-                metrics_log.write({"kind": "train", "step": step, "epoch": epoch, "loss": smooth_loss.avg,
-                                   "acc": smooth_acc.avg, "lr": lr, "img_s": ips, "skipped": batch.skipped})
-            if step > eval_start and eval_every and (step - eval_start) % eval_every == 0:
-                run_eval()
-                checkpoint.save(out_dir / "latest", state_dict(ema.state if ema else model.state_dict()))
-                metrics_log.plot()
-            if step >= max_steps:
-                done = True
-                break
-        else:
-            epoch += 1
-            epoch_step = 0
-            checkpoint.save(out_dir / "latest", state_dict(ema.state if ema else model.state_dict()))
-            if g.save_epoch_step and epoch % g.save_epoch_step == 0:
-                checkpoint.save(out_dir / f"iter_epoch_{epoch}", state_dict(ema.state if ema else model.state_dict()))
-    bar.close()
-    checkpoint.save(out_dir / "latest", state_dict(ema.state if ema else model.state_dict()))
-    if cfg.Eval is not None and last_eval != step:
-        run_eval()  # the final weights are always evaluated once
-    metrics_log.plot()
-    log.info("done at step %d; best %s", step, best)
-    return best
+    info = init_distributed(g.use_gpu)
+    if info.is_main:
+        Path(g.save_model_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        return Trainer(cfg, info).fit()
+    finally:
+        cleanup(info)

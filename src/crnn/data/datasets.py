@@ -80,6 +80,10 @@ class LmdbSource:
         key = (str(self.path.resolve()), os.getpid())
         env = _ENVS.get(key)
         if env is None:
+            for other in [k for k in _ENVS if k[0] == key[0]]:
+                # inherited through fork: never used here, but py-lmdb refuses a second open of the
+                # path until this process's copy is closed
+                _ENVS.pop(other).close()
             env = _ENVS[key] = lmdb.open(key[0], readonly=True, lock=False, readahead=False, meminit=False)
         return env
 

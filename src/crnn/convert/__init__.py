@@ -1,0 +1,1 @@
+"""Weight converters from other frameworks (PaddleOCR) into crnn checkpoints; numpy-only readers."""
