@@ -162,6 +162,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return main_bench(args)
 
 
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from crnn.synth.cli import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``crnn`` argument parser with one subcommand per verb."""
     parser = argparse.ArgumentParser(prog="crnn", description="CRNN scene-text recognition")
@@ -239,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["torch", "onnx", "onnx-int8"])
     p.add_argument("--json", help="also write the results here")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("synth", help="render synthetic word images into LMDB shards (offline)")
+    from crnn.synth.cli import add_arguments as add_synth_arguments  # argparse only; cheap to import
+
+    add_synth_arguments(p)
+    p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("lmdb", help="LMDB datasets")
     lsub = p.add_subparsers(dest="lmdb_command", required=True)

@@ -1,0 +1,230 @@
+"""Load test of ``crnn serve`` on loopback: throughput and latency with and without dynamic batching.
+
+Starts the server twice (``--max-batch 1`` and ``--max-batch B``), or targets one running server given
+with ``--url`` (127.0.0.0/8, localhost or [::1] only). N concurrent clients each send one real word crop
+from ../shared/data/eval per request (multipart), for a bounded number of requests and seconds.
+
+    python scripts/load_test.py --clients 16 --requests 600
+    python scripts/load_test.py --url http://127.0.0.1:8000 --requests 200
+
+Prints throughput, p50/p99 latency, errors (must be 0: exit code 1 otherwise) and, when both
+configurations ran, the speed-up of dynamic batching over batch size 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import ipaddress
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "eval"
+DEFAULT_CONFIG = ROOT / "configs" / "rec" / "rec_mv3_none_bilstm_ctc.yml"
+EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+
+
+def load_crops(data: Path, n: int, seed: int) -> list[tuple[str, bytes]]:
+    """``n`` random image files (name, bytes) from the eval sets under ``data``."""
+    paths = sorted(p for p in data.rglob("*") if p.suffix.lower() in EXTS)
+    if not paths:
+        sys.exit(f"error: no images under {data} (pass --data DIR)")
+    return [(p.name, p.read_bytes()) for p in random.Random(seed).sample(paths, min(n, len(paths)))]
+
+
+def untrained_model(out: Path) -> str:
+    """A checkpoint of PaddleOCR's mv3 CRNN with random weights: speed does not depend on training."""
+    import torch
+
+    from crnn import checkpoint
+    from crnn.charset import Charset
+    from crnn.config import load_config
+    from crnn.models import build_model
+
+    torch.manual_seed(0)
+    cfg = load_config(str(DEFAULT_CONFIG))
+    charset = Charset.from_config(cfg.Global.character_dict_path, cfg.Global.use_space_char)
+    model = build_model(cfg.Architecture, charset.num_classes)
+    state = {"model": model.state_dict(), "config": cfg.to_dict(), "charset": charset.to_dict()}
+    return str(checkpoint.save(out / "mv3_untrained.pt", state))
+
+
+def multipart(name: str, data: bytes) -> tuple[bytes, str]:
+    boundary = f"crnnload{random.getrandbits(64):016x}"
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n").encode()
+    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def check_loopback(url: str) -> tuple[str, int]:
+    """(host, port) of ``url``; exits unless the host is a loopback address."""
+    u = urllib.parse.urlsplit(url)
+    host = u.hostname or ""
+    try:
+        ok = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        ok = False
+    if u.scheme != "http" or not ok:
+        sys.exit(f"error: --url must be http:// on loopback (127.0.0.0/8, localhost, [::1]), got {url}")
+    return host, u.port or 80
+
+
+def run_clients(host: str, port: int, crops: list[tuple[str, bytes]], clients: int, requests: int,
+                seconds: float) -> dict:
+    """Send ``requests`` single-image requests from ``clients`` threads (stops early after ``seconds``)."""
+    lock = threading.Lock()
+    counter = iter(range(requests))
+    latencies: list[float] = []
+    errors: list[str] = []
+    deadline = time.monotonic() + seconds
+
+    def client(cid: int) -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=60)
+        rng = random.Random(cid)
+        while time.monotonic() < deadline:
+            with lock:
+                if next(counter, None) is None:
+                    break
+            body, ctype = multipart(*rng.choice(crops))
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", "/v1/recognize", body, {"Content-Type": ctype})
+                resp = conn.getresponse()
+                payload = resp.read()
+                ok = resp.status == 200 and len(json.loads(payload)["results"]) == 1
+                err = None if ok else f"HTTP {resp.status}: {payload[:200]!r}"
+            except (OSError, http.client.HTTPException, ValueError) as e:
+                err = f"{type(e).__name__}: {e}"
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=60)
+            dt = time.perf_counter() - t0
+            with lock:
+                (errors.append(err) if err else latencies.append(dt))
+        conn.close()
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    lat = sorted(latencies)
+
+    def pct(q: float) -> float:
+        return 1000 * lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
+
+    return {"requests": len(lat) + len(errors), "errors": len(errors), "first_errors": errors[:3],
+            "seconds": wall, "throughput": len(lat) / wall, "p50_ms": pct(0.50), "p99_ms": pct(0.99)}
+
+
+def batch_stats(host: str, port: int) -> tuple[float, float]:
+    """(images, forward passes) so far, from the server's Prometheus metrics."""
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    total = re.search(r"^crnn_batch_size_sum ([0-9.e+]+)$", text, re.M)
+    count = re.search(r"^crnn_batch_size_count ([0-9.e+]+)$", text, re.M)
+    return (float(total.group(1)), float(count.group(1))) if total and count else (float("nan"), 1.0)
+
+
+def measure(host: str, port: int, crops: list[tuple[str, bytes]], clients: int, requests: int,
+            seconds: float) -> dict:
+    """``run_clients`` plus the mean batch size the server formed meanwhile."""
+    images0, passes0 = batch_stats(host, port)
+    result = run_clients(host, port, crops, clients, requests, seconds)
+    images1, passes1 = batch_stats(host, port)
+    result["mean_batch"] = (images1 - images0) / max(1.0, passes1 - passes0)
+    return result
+
+
+def start_server(model: str, max_batch: int, max_wait_ms: float, threads: int, log: Path) -> tuple:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "crnn", "serve", "--model", model, "--host", "127.0.0.1", "--port", str(port),
+           "--threads", str(threads), "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms)]
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    for _ in range(600):
+        if proc.poll() is not None:
+            sys.exit(f"error: server exited with {proc.returncode}; see {log}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200:
+                return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    sys.exit(f"error: server not ready after 60 s; see {log}")
+
+
+def report(name: str, r: dict) -> None:
+    print(f"{name:<24} {r['requests']:>6} req {r['errors']:>3} err {r['throughput']:>8.1f} req/s "
+          f"p50 {r['p50_ms']:>7.1f} ms  p99 {r['p99_ms']:>7.1f} ms  mean batch {r.get('mean_batch', float('nan')):.1f}")
+    for e in r["first_errors"]:
+        print(f"    error: {e}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--url", help="target this running server instead of starting two (loopback only)")
+    ap.add_argument("--model", help="checkpoint or .onnx to serve (default: an untrained mv3 CRNN)")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of real word crops")
+    ap.add_argument("--crops", type=int, default=300, help="distinct crops to sample from --data")
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--requests", type=int, default=600, help="requests per configuration")
+    ap.add_argument("--seconds", type=float, default=60.0, help="time cap per configuration")
+    ap.add_argument("--max-batch", type=int, default=32)
+    ap.add_argument("--max-wait-ms", type=float, default=5.0)
+    ap.add_argument("--threads", type=int, default=1, help="server inference threads")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args(argv)
+
+    crops = load_crops(args.data, args.crops, seed=0)
+    print(f"{len(crops)} crops from {args.data}; {args.clients} clients; {args.requests} requests "
+          f"(cap {args.seconds:g} s) per configuration")
+    results: dict[str, dict] = {}
+    if args.url:
+        host, port = check_loopback(args.url)
+        results["target"] = measure(host, port, crops, args.clients, args.requests, args.seconds)
+        report(args.url, results["target"])
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            model = args.model or untrained_model(Path(tmp))
+            configs = {"batch=1": (1, 0.0), f"dynamic batch<={args.max_batch}": (args.max_batch, args.max_wait_ms)}
+            for name, (max_batch, wait) in configs.items():
+                proc, port = start_server(model, max_batch, wait, args.threads, Path(tmp) / "server.log")
+                try:
+                    run_clients("127.0.0.1", port, crops, args.clients, 2 * args.clients, 30)  # warm-up
+                    results[name] = measure("127.0.0.1", port, crops, args.clients, args.requests, args.seconds)
+                finally:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(30)
+                report(name, results[name])
+        one, dyn = results.values()
+        print(f"speed-up of dynamic batching over batch size 1: {dyn['throughput'] / one['throughput']:.2f}x "
+              f"throughput, p50 latency {one['p50_ms'] / dyn['p50_ms']:.2f}x lower")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    errors = sum(r["errors"] for r in results.values())
+    print(f"errors: {errors}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""``create_app(recognizer, settings)``: the FastAPI app of ``crnn serve``.
+
+Routes: ``POST /v1/recognize`` (multipart ``files`` or JSON base64), ``GET /healthz``, ``GET /readyz``,
+``GET /metrics`` (Prometheus text), ``GET /`` (a page to try it). A request's images are decoded in
+a thread pool and recognised by the micro-batcher's inference thread: the event loop only does I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import numpy as np
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+import crnn
+from crnn.predict import Recognizer
+from crnn.serve.batcher import MicroBatcher, OverloadedError, recognize
+from crnn.serve.metrics import Metrics, MetricsMiddleware, label_path
+from crnn.serve.schemas import (
+    RECOGNIZE_BODY,
+    RECOGNIZE_ERRORS,
+    ApiError,
+    ErrorResponse,
+    Health,
+    Readiness,
+    Recognition,
+    RecognizeResponse,
+)
+from crnn.serve.settings import ServeSettings
+from crnn.serve.uploads import decode_all, read_uploads
+
+log = logging.getLogger("crnn.serve")
+INDEX_HTML = Path(__file__).parent / "static" / "index.html"
+
+
+def _error_response(metrics: Metrics, path: str, e: ApiError) -> JSONResponse:
+    metrics.errors.labels(label_path(path), e.code).inc()
+    body = ErrorResponse(detail=e.detail, code=e.code, item=e.item, filename=e.filename)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=e.status, headers=e.headers)
+
+
+def create_app(recognizer: Recognizer, settings: ServeSettings | None = None) -> FastAPI:
+    """The service around a loaded ``Recognizer``.
+
+    The batcher starts (with one warm-up pass) in the app's lifespan and, on shutdown, finishes
+    every queued image before stopping; use ``with TestClient(app)`` or an ASGI server that runs
+    lifespan events (uvicorn does).
+    """
+    settings = settings or ServeSettings()
+    metrics = Metrics()
+    infer = functools.partial(recognize, recognizer)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        batcher = MicroBatcher(infer, settings.max_batch, settings.max_wait_ms / 1000.0, settings.max_queue,
+                               on_batch=metrics.observe_batch)
+        metrics.queue.set_function(lambda: batcher.pending)
+        batcher.start()
+        # The first forward pass is slow (allocations, thread pools): pay it before saying ready.
+        await batcher.run_in_worker(lambda: infer([np.full((32, 100, 3), 255, np.uint8)], [False]))
+        app.state.batcher = batcher
+        log.info("crnn serve ready: backend=%s max_batch=%d max_wait_ms=%g", recognizer.backend,
+                 settings.max_batch, settings.max_wait_ms)
+        try:
+            yield
+        finally:
+            await batcher.stop()  # in-flight requests have finished by now (uvicorn waits for them)
+            log.info("crnn serve stopped")
+
+    app = FastAPI(title="crnn", version=crnn.__version__, lifespan=lifespan,
+                  description="CRNN scene-text recognition of cropped word images, with dynamic batching.")
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.state.settings = settings
+    app.state.metrics = metrics
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, e: ApiError) -> JSONResponse:
+        return _error_response(metrics, request.url.path, e)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+        err = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in err["loc"])
+        return _error_response(metrics, request.url.path, ApiError(422, "invalid_parameter", f"{where}: {err['msg']}"))
+
+    def running_batcher(app: FastAPI) -> MicroBatcher:
+        batcher: MicroBatcher | None = getattr(app.state, "batcher", None)
+        if batcher is None or not batcher.running:
+            raise ApiError(503, "not_ready", "the model is not loaded or the service is shutting down",
+                           headers={"Retry-After": "1"})
+        return batcher
+
+    @app.post("/v1/recognize", response_model=RecognizeResponse, response_model_exclude_none=True,
+              responses=RECOGNIZE_ERRORS, openapi_extra={"requestBody": RECOGNIZE_BODY},
+              summary="Recognise the text of one or more cropped word images")
+    async def recognize_images(
+        request: Request,
+        char_confidences: bool = Query(False, description="also return the probability of each symbol"),
+    ) -> RecognizeResponse:
+        """Send images as multipart parts named `files` (repeat the field) or as JSON `{"images": [base64, ...]}`.
+
+        Results come in input order. If any image is unusable the whole request is rejected and
+        `item` names the first bad one, so results never silently skip an image.
+        """
+        batcher = running_batcher(request.app)
+        try:  # a client that never finishes sending its body must not hold a connection forever
+            uploads = await asyncio.wait_for(read_uploads(request, settings), settings.timeout_s)
+        except asyncio.TimeoutError as e:
+            raise ApiError(408, "body_timeout",
+                           f"the request body was not received within {settings.timeout_s:g} s") from e
+        images = await run_in_threadpool(decode_all, uploads, settings)
+        try:
+            preds = await asyncio.wait_for(batcher.submit(images, char_confidences), settings.timeout_s)
+        except asyncio.TimeoutError as e:
+            raise ApiError(504, "timeout", f"{len(images)} images were not recognised within "
+                           f"{settings.timeout_s:g} s") from e
+        except OverloadedError as e:
+            raise ApiError(503, "overloaded", str(e), headers={"Retry-After": "1"}) from e
+        except Exception as e:
+            raise ApiError(500, "inference_failed", f"inference failed: {type(e).__name__}: {e}") from e
+        return RecognizeResponse(results=[
+            Recognition(text=p.text, confidence=min(max(p.confidence, 0.0), 1.0),
+                        char_confidences=p.char_confidences if char_confidences else None) for p in preds])
+
+    @app.get("/healthz", response_model=Health, summary="Liveness")
+    async def healthz() -> Health:
+        return Health()
+
+    @app.get("/readyz", response_model=Readiness, summary="Readiness: model loaded and batcher running",
+             responses={503: {"model": Readiness, "description": "starting up or shutting down"}})
+    async def readyz(request: Request) -> Response:
+        batcher: MicroBatcher | None = getattr(request.app.state, "batcher", None)
+        ready = batcher is not None and batcher.running
+        body = Readiness(ready=ready, backend=recognizer.backend, max_batch=settings.max_batch)
+        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics",
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(INDEX_HTML, media_type="text/html")
+
+    return app

@@ -1,0 +1,60 @@
+"""``crnn synth``: command-line front end of the synthetic word-image generator."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``crnn synth`` options to ``parser``."""
+    parser.add_argument("--out", required=True, help="output directory; shards go to OUT/shard_NNNNN")
+    parser.add_argument("--num", type=int, required=True, help="total number of samples")
+    parser.add_argument(
+        "--shard-size", type=int, default=50_000, help="samples per LMDB shard (default 50000)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="base seed; same seed, same bytes (default 0)")
+    parser.add_argument("--workers", type=int, default=1, help="rendering processes (default 1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Generate the set; returns a process exit code."""
+    # imported here: `crnn --help` must not load lmdb/cv2/PIL
+    from crnn.synth.writer import generate
+
+    try:
+        stats = generate(
+            args.out,
+            args.num,
+            shard_size=args.shard_size,
+            seed=args.seed,
+            workers=max(1, args.workers),
+            progress=not getattr(args, "no_progress", False),
+        )
+    except (FileNotFoundError, ValueError) as e:
+        print(f"crnn synth: error: {e}", file=sys.stderr)
+        return 2
+    msg = (
+        f"crnn synth: wrote {stats.written} images ({stats.skipped} already done) to {args.out} in "
+        f"{stats.seconds:.1f} s: {stats.images_per_second:.1f} images/s with {args.workers} worker(s)"
+    )
+    if args.workers <= 1 and stats.cpu_seconds > 0:
+        msg += f" ({stats.written / stats.cpu_seconds:.1f} images per CPU-second)"
+    print(msg)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m crnn.synth.cli``) until ``crnn synth`` is wired up."""
+    parser = argparse.ArgumentParser(prog="crnn synth", description=__doc__)
+    add_arguments(parser)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
