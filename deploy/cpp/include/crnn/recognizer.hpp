@@ -1,0 +1,88 @@
+// crnn_infer: recognize cropped word images with a model exported by `crnn export`.
+//
+// Same preprocessing (crnn.data.transforms.resize_norm) and greedy CTC decoding (crnn.decode) as the
+// Python `crnn.Recognizer`, so both print the same strings for the same model and images. The model
+// file alone is enough: charset, image shape and channel order come from its ONNX metadata_props.
+#pragma once
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+namespace crnn {
+
+// Every failure (missing model, bad metadata, unreadable image, ...) is a crnn::Error whose message
+// names the offending file or value.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Prediction {
+  std::string text;         // UTF-8
+  float confidence = 0.0f;  // mean max-probability of the kept CTC steps; 0 if nothing was kept
+};
+
+// What the model's metadata says (written by `crnn export`).
+struct ModelInfo {
+  std::vector<std::string> chars;  // class i + 1 is chars[i]; class 0 is the CTC blank
+  bool lower = false;              // the charset lower-cases labels (informational here)
+  int channels = 3, height = 32, width = 100;  // image_shape [C, H, W]
+  std::string img_mode = "BGR";    // channel order the model was trained with
+};
+
+struct Options {
+  int num_threads = 0;         // ONNX Runtime intra-op threads; 0 = its default (one per core)
+  int batch_size = 32;         // images per forward pass
+  bool dynamic_width = false;  // as Recognizer(dynamic_width=True): pad batches to their widest image
+  int max_width = 800;         // dynamic_width's cap
+};
+
+// Parsed crnn metadata from an ONNX model's metadata_props; throws Error naming `name` and the key.
+ModelInfo parse_model_info(const std::string& charset_json, const std::string& image_shape_json,
+                           const std::string& img_mode, const std::string& format_version,
+                           const std::string& name);
+
+// Decode an image file as OpenCV BGR uint8 (h, w, 3), like crnn.predict.load_image.
+// Throws Error for a missing, unreadable, undecodable or empty file.
+cv::Mat load_image(const std::string& path);
+
+// Width an (h, w) image is resized to: min(image_w, ceil(image_h * w / h)) (PaddleOCR's rule).
+int resized_width(int h, int w, int image_h, int image_w);
+
+// resize_norm: a BGR uint8 image -> float32 (C, H, W) written at `out` (C * H * W floats), in the
+// model's channel order, scaled to [-1, 1], zero right padding. `width` is the tensor width W.
+void resize_norm(const cv::Mat& bgr, const ModelInfo& info, int width, float* out);
+
+// Greedy CTC decoding of logits (B, T, K) (row-major): softmax, argmax, merge repeats, drop blanks.
+std::vector<Prediction> greedy_decode(const float* logits, int batch, int steps, int classes,
+                                      const std::vector<std::string>& chars);
+
+class Recognizer {
+ public:
+  // Loads an .onnx model written by `crnn export`. Throws Error if the file is missing, is not a
+  // loadable ONNX model or has no crnn metadata.
+  explicit Recognizer(const std::string& model_path, const Options& options = Options());
+  ~Recognizer();
+  Recognizer(const Recognizer&) = delete;
+  Recognizer& operator=(const Recognizer&) = delete;
+
+  const ModelInfo& info() const;
+
+  // Recognize decoded BGR images (results in input order), batched in order of aspect ratio
+  // exactly as crnn.Recognizer.recognize_arrays. Throws Error for an empty image.
+  std::vector<Prediction> recognize(const std::vector<cv::Mat>& bgr_images);
+
+  // The model on one preprocessed batch: float32 (B, C, H, W) -> logits (B, T, K); sets steps/classes.
+  std::vector<float> run(const std::vector<float>& batch, int batch_size, int width, int* steps,
+                         int* classes);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace crnn

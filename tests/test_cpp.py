@@ -1,0 +1,138 @@
+"""deploy/cpp: the C++ recognizer builds and prints exactly what the Python ONNX recognizer decodes.
+
+Needs the toolchain, OpenCV, nlohmann-json and ONNX Runtime that ``scripts/install_cpp_deps.sh``
+installs (skipped with the reason otherwise), and ../shared for the eval crops. The build goes to a
+temporary folder; nothing is cached in the repo. About 1-2 minutes, most of it the C++ build.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, need_shared
+
+pytest.importorskip("onnxruntime")
+CPP = ROOT / "deploy" / "cpp"
+ORT_ROOT = Path(os.environ.get("CRNN_ORT_ROOT", "/opt/crnn/onnxruntime"))
+NEEDED_FILES = {
+    "ONNX Runtime headers": ORT_ROOT / "include" / "onnxruntime_cxx_api.h",
+    "ONNX Runtime library": ORT_ROOT / "lib" / "libonnxruntime.so",
+    "OpenCV headers (libopencv-dev)": Path("/usr/include/opencv4/opencv2/imgcodecs.hpp"),
+    "nlohmann-json3-dev": Path("/usr/include/nlohmann/json.hpp"),
+}
+MIN_AGREEMENT = 0.999
+
+
+def _need_toolchain() -> None:
+    missing = [tool for tool in ("cmake", "g++") if shutil.which(tool) is None]
+    missing += [f"{what} ({path})" for what, path in NEEDED_FILES.items() if not path.exists()]
+    if missing:
+        pytest.skip(f"C++ build dependencies missing: {', '.join(missing)}; run scripts/install_cpp_deps.sh as root")
+
+
+@pytest.fixture(scope="module")
+def cpp_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Configure and build deploy/cpp in a temporary folder; the path of the crnn_infer program."""
+    _need_toolchain()
+    build = tmp_path_factory.mktemp("cpp_build")
+    nice = ["nice", "-n", "10"] if shutil.which("nice") else []
+    for cmd in ([*nice, "cmake", "-S", str(CPP), "-B", str(build), f"-DONNXRUNTIME_ROOT={ORT_ROOT}"],
+                [*nice, "cmake", "--build", str(build), "-j", "2"]):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return build / "crnn_infer"
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An exported model: the bundled one if this install has it, else PaddleOCR's mv3 fixture weights.
+
+    The fixture weights are not trained, so their logits have small margins between classes: a harder
+    parity test than a trained model, whose argmax is rarely close.
+    """
+    from crnn.export import export_onnx
+    from crnn.predict import DEFAULT_MODEL
+
+    tmp = tmp_path_factory.mktemp("cpp_model")
+    ckpt = Path(DEFAULT_MODEL)
+    if not ckpt.exists():
+        from crnn.convert.paddle import convert_paddle
+
+        ckpt = convert_paddle(ROOT / "configs" / "rec" / "rec_mv3_none_bilstm_ctc.yml",
+                              need_shared("paddle", "mv3.pdparams"), tmp / "mv3.pt")
+    out = tmp / "model.onnx"
+    export_onnx(ckpt, out, check=False)  # export's own PyTorch check is tested in its own tests
+    return out
+
+
+def run_cpp(binary: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(binary), "--threads", "1", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def parse(stdout: str) -> dict[str, tuple[str, float]]:
+    rows = [line.split("\t") for line in stdout.splitlines()]
+    assert all(len(r) == 3 for r in rows), f"malformed output: {stdout[:500]}"
+    return {path: (text, float(conf)) for path, text, conf in rows}
+
+
+def test_cpp_matches_python_on_ic03(cpp_bin: Path, onnx_model: Path, tmp_path: Path) -> None:
+    from crnn import Recognizer
+
+    root = need_shared("data", "eval", "ic03")
+    paths = [str(root / line.split("\t", 1)[0])
+             for line in (root / "labels.tsv").read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(paths) == 860
+    listing = tmp_path / "images.txt"
+    listing.write_text("\n".join(paths) + "\n", encoding="utf-8")
+    r = run_cpp(cpp_bin, "--list", listing, onnx_model)
+    assert r.returncode == 0, r.stderr
+    got = parse(r.stdout)
+    assert list(got) == paths  # one line per image, in input order
+
+    want = Recognizer.from_checkpoint(onnx_model, num_threads=1)(paths)
+    same = sum(got[p][0] == w.text for p, w in zip(paths, want, strict=True))
+    diffs = [(p, got[p][0], w.text) for p, w in zip(paths, want, strict=True) if got[p][0] != w.text]
+    assert same / len(paths) >= MIN_AGREEMENT, f"{len(diffs)} of {len(paths)} differ, e.g. {diffs[:5]}"
+    assert len({w.text for w in want}) > 10, "degenerate model: the parity check would prove little"
+    worst = max(abs(got[p][1] - w.confidence) for p, w in zip(paths, want, strict=True) if got[p][0] == w.text)
+    assert worst <= 1e-3, f"confidence differs by {worst}"
+
+
+def test_cpp_bad_inputs_fail_clearly_and_others_still_run(cpp_bin: Path, onnx_model: Path, tmp_path: Path) -> None:
+    from crnn import Recognizer
+
+    root = need_shared("data", "eval", "ic03", "images")
+    good = [root / "0000.jpg", root / "0001.jpg"]
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "garbage.jpg"
+    garbage.write_bytes(b"this is not an image")
+    missing = tmp_path / "missing.png"
+
+    r = run_cpp(cpp_bin, onnx_model, good[0], empty, garbage, missing, good[1])
+    assert r.returncode == 1
+    for bad in (empty, garbage, missing):
+        assert str(bad) in r.stderr, r.stderr
+    assert "0 bytes" in r.stderr
+    got = parse(r.stdout)
+    assert list(got) == [str(p) for p in good]
+    want = Recognizer.from_checkpoint(onnx_model, num_threads=1)(good)
+    assert [got[str(p)][0] for p in good] == [w.text for w in want]
+
+
+def test_cpp_bad_model_or_usage(cpp_bin: Path, onnx_model: Path, tmp_path: Path) -> None:
+    image = need_shared("data", "eval", "ic03", "images", "0000.jpg")
+    r = run_cpp(cpp_bin, tmp_path / "nope.onnx", image)
+    assert r.returncode == 2 and "nope.onnx not found" in r.stderr, r.stderr
+    not_onnx = tmp_path / "fake.onnx"
+    not_onnx.write_bytes(b"not a model")
+    r = run_cpp(cpp_bin, not_onnx, image)
+    assert r.returncode == 2 and "fake.onnx is not a loadable ONNX model" in r.stderr, r.stderr
+    r = run_cpp(cpp_bin, onnx_model)
+    assert r.returncode == 2 and "no IMAGE given" in r.stderr, r.stderr
