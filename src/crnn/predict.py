@@ -11,12 +11,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from PIL import Image
 
 from crnn.charset import Charset
-from crnn.data.lmdb_io import decode_image
-from crnn.data.transforms import resize_norm, to_model_order
+from crnn.data.transforms import resize_norm, resized_width, to_model_order
 from crnn.decode import Prediction, greedy_decode
 
 ImageInput = str | os.PathLike[str] | Image.Image | np.ndarray
@@ -37,7 +37,12 @@ def load_image(image: ImageInput) -> np.ndarray:
             data = Path(image).read_bytes()
         except OSError as e:
             raise ValueError(f"cannot read {image}: {e.strerror or e}") from e
-        return decode_image(data, str(image))
+        # cv2.imdecode as in crnn.data.lmdb_io.decode_image, which is not imported here because that
+        # module needs lmdb (the `torch` extra) and the ONNX recognizer must run on the base install.
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if data else None
+        if img is None or img.size == 0:
+            raise ValueError(f"cannot decode image {image} ({len(data)} bytes)")
+        return img
     if isinstance(image, Image.Image):
         image = np.asarray(image.convert("RGB"))
     if not isinstance(image, np.ndarray):
@@ -58,6 +63,11 @@ class Recognizer:
         model: path of the model; ``None`` means the bundled English model (``crnn.DEFAULT_MODEL``).
         batch_size: images per forward pass.
         num_threads: inference threads (default: the back end's default, all cores).
+        dynamic_width: opt-in: instead of resizing every image to the training width W (squashing
+            wider ones, as PaddleOCR's eval does; the default), keep each image's aspect ratio and pad
+            each batch (images sorted by aspect ratio) to its widest image, rounded up to a multiple
+            of 16, at least W and at most ``max_width``.
+        max_width: dynamic_width's cap; wider images are squashed to it.
 
     Example:
         >>> rec = Recognizer()  # doctest: +SKIP
@@ -66,7 +76,7 @@ class Recognizer:
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = None, *, batch_size: int = 32,
-                 num_threads: int | None = None):
+                 num_threads: int | None = None, dynamic_width: bool = False, max_width: int = 800):
         path = DEFAULT_MODEL if model is None else model
         if not Path(path).exists() and not Path(f"{path}.pt").exists():
             hint = " (the bundled model is missing from this install)" if model is None else ""
@@ -86,15 +96,30 @@ class Recognizer:
         self.backend: str = meta["backend"]
         self.batch_size = batch_size
         self.path = str(path)
+        self.dynamic_width = dynamic_width
+        self.max_width = max_width
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Recognizer:
         """Same as ``Recognizer(path, **kwargs)``: a ``.pt`` checkpoint or an ``.onnx`` model."""
         return cls(path, **kwargs)
 
-    def preprocess(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """BGR uint8 images -> (B, C, H, W) float32, exactly as in training and evaluation."""
-        return np.stack([resize_norm(to_model_order(im, self.img_mode), self.image_shape) for im in images])
+    def batch_width(self, images: Sequence[np.ndarray]) -> int:
+        """Input width W for a batch: the training width, or its dynamic-width bucket."""
+        _, h, w = self.image_shape
+        if not self.dynamic_width:
+            return w
+        need = max(resized_width(im.shape[0], im.shape[1], h, self.max_width) for im in images)
+        return max(w, min(self.max_width, -(-need // 16) * 16))
+
+    def preprocess(self, images: Sequence[np.ndarray], width: int | None = None) -> np.ndarray:
+        """BGR uint8 images -> (B, C, H, W) float32, exactly as in training and evaluation.
+
+        ``width`` overrides W (dynamic-width mode); None keeps the training width.
+        """
+        c, h, w = self.image_shape
+        shape = (c, h, width or w)
+        return np.stack([resize_norm(to_model_order(im, self.img_mode), shape) for im in images])
 
     def recognize_arrays(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         """Recognise already-decoded BGR images, batched in order of aspect ratio."""
@@ -102,7 +127,8 @@ class Recognizer:
         out: list[Prediction | None] = [None] * len(images)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            logits = self.run(self.preprocess([images[i] for i in idx]))
+            batch = [images[i] for i in idx]
+            logits = self.run(self.preprocess(batch, self.batch_width(batch)))
             for i, pred in zip(idx, greedy_decode(logits, self.charset), strict=True):
                 out[i] = pred
         return [p for p in out if p is not None]

@@ -1,0 +1,157 @@
+"""``crnn export``: a checkpoint -> a self-describing ONNX model, verified against PyTorch.
+
+The ONNX graph maps images (B, C, H, W) float32 to logits (B, T, K) with dynamic B and W (H is
+fixed by the config); softmax and decoding stay outside, as in the PyTorch model. The charset,
+image shape, channel order and preprocessing go into ``metadata_props``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from crnn import onnx_backend as ob
+from crnn.config import Config
+from crnn.torch_backend import load_model
+
+log = logging.getLogger(__name__)
+
+# onnxruntime's CPU provider implements every op this model needs at opset 17 (HardSigmoid,
+# HardSwish, LSTM); 17 is also the newest opset the TorchScript exporter covers fully.
+OPSET = 17
+# Verification: max |logit(onnxruntime) - logit(torch)| allowed for fp32. Both run the same fp32
+# math in different kernel orders; measured differences are ~1e-5 (far below any argmax margin
+# that matters), so 1e-3 passes with a 100x margin and still catches any real export bug (those
+# give differences of 0.1-1, see /work/shared/paddle/README.md section 6).
+ATOL = 1e-3
+VERIFY_BATCHES = (1, 3, 8)
+VERIFY_WIDTHS = (100, 48, 160, 320)
+
+
+def preprocessing(cfg: Config) -> tuple[list[int], str]:
+    """(image_shape [C, H, W], img_mode) of a checkpoint's config, as the recognizer uses them."""
+    split = cfg.Eval or cfg.Train
+    if split is None:
+        return [3, 32, 100], "BGR"
+    t = split.dataset.transforms
+    return [int(v) for v in t.image_shape], t.img_mode
+
+
+def write_metadata(model: onnx.ModelProto, meta: dict[str, str]) -> None:
+    """Replace ``model``'s crnn metadata_props entries with ``meta``."""
+    keep = [p for p in model.metadata_props if p.key not in meta]
+    del model.metadata_props[:]
+    for p in keep:
+        model.metadata_props.add(key=p.key, value=p.value)
+    for k, v in meta.items():
+        model.metadata_props.add(key=k, value=v)
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """All metadata_props of an ONNX file (without loading weights into onnxruntime)."""
+    m = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in m.metadata_props}
+
+
+def _to_onnx(model: torch.nn.Module, image_shape: list[int], out: Path) -> None:
+    c, h, w = image_shape
+    dummy = torch.randn(2, c, h, w)
+    with warnings.catch_warnings():
+        # The tracer warns about the neck's shape check; it is constant for a fixed H. The LSTM
+        # warning about batch size concerns constant initial states: ours are zeros built from the
+        # input's shape (ConstantOfShape), and verify() checks batch sizes 1, 3 and 8.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        torch.onnx.export(
+            model, (dummy,), str(out), input_names=["x"], output_names=["logits"],
+            dynamic_axes={"x": {0: "batch", 3: "width"}, "logits": {0: "batch", 1: "steps"}},
+            opset_version=OPSET, do_constant_folding=True, dynamo=False,
+        )
+
+
+def verify(onnx_path: str | os.PathLike[str], model: torch.nn.Module, image_shape: list[int],
+           atol: float = ATOL, batches: tuple[int, ...] = VERIFY_BATCHES,
+           widths: tuple[int, ...] = VERIFY_WIDTHS, seed: int = 0) -> float:
+    """Run the ONNX model and the PyTorch model on random inputs of several batch sizes and widths.
+
+    Returns:
+        the largest |Δlogit| seen.
+
+    Raises:
+        RuntimeError: shapes differ or |Δlogit| > ``atol`` (the message names the case).
+    """
+    run, _ = ob.onnx_runner(onnx_path, num_threads=1)
+    rng = np.random.default_rng(seed)
+    c, h, _ = image_shape
+    worst = 0.0
+    for b in batches:
+        for w in widths:
+            x = rng.uniform(-1, 1, size=(b, c, h, w)).astype(np.float32)
+            with torch.inference_mode():
+                ref = model(torch.from_numpy(x)).numpy()
+            got = run(x)
+            if got.shape != ref.shape:
+                raise RuntimeError(f"{onnx_path}: output shape {got.shape} != torch {ref.shape} for input {x.shape}")
+            diff = float(np.abs(got - ref).max())
+            worst = max(worst, diff)
+            if diff > atol:
+                raise RuntimeError(f"{onnx_path}: max |Δlogit| {diff:.2e} > {atol:.0e} for input {x.shape}")
+    return worst
+
+
+def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], check: bool = True,
+                int8: str | None = None, calib: str | None = None, calib_count: int = 256) -> dict[str, Any]:
+    """Export a checkpoint to ONNX (fp32), optionally also an int8 copy.
+
+    Args:
+        checkpoint: a ``.pt`` checkpoint.
+        out: the fp32 ``.onnx`` file to write.
+        check: verify against PyTorch (see ``verify``).
+        int8: None, "dynamic" or "static": also write ``<out stem>.int8.onnx``.
+        calib: for static int8: a folder of images or a label file (training images, never eval sets).
+        calib_count: calibration images to use.
+
+    Returns:
+        {"onnx": path, "max_abs_diff": float | None, "int8": path | None, "opset": int}.
+    """
+    out = Path(out)
+    model, charset, cfg = load_model(checkpoint)
+    image_shape, img_mode = preprocessing(cfg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        _to_onnx(model, image_shape, raw)
+        m = onnx.load(str(raw))
+    onnx.checker.check_model(m)
+    m.producer_name = "crnn"
+    m.doc_string = f"CRNN text recognizer exported from {Path(checkpoint).name}: x (B,C,H,W) -> logits (B,T,K)"
+    write_metadata(m, {
+        ob.META_FORMAT: ob.FORMAT_VERSION,
+        ob.META_CHARSET: json.dumps(charset.to_dict(), ensure_ascii=False),
+        ob.META_IMAGE_SHAPE: json.dumps(image_shape),
+        ob.META_IMG_MODE: img_mode,
+        ob.META_PREPROCESS: json.dumps(ob.PREPROCESS),
+        ob.META_SOURCE: Path(checkpoint).name,
+    })
+    onnx.save(m, str(out))
+    result: dict[str, Any] = {"onnx": str(out), "opset": OPSET, "max_abs_diff": None, "int8": None}
+    if check:
+        result["max_abs_diff"] = verify(out, model, image_shape)
+        log.info("verified %s against PyTorch: max |Δlogit| %.2e (tolerance %.0e)", out, result["max_abs_diff"], ATOL)
+    if int8:
+        from crnn.quantize import quantize
+
+        q_out = out.with_name(out.stem + ".int8.onnx")
+        quantize(out, q_out, mode=int8, calib=calib, count=calib_count)
+        result["int8"] = str(q_out)
+    return result

@@ -1,0 +1,118 @@
+"""int8 quantization of an exported ONNX recognizer with ``onnxruntime.quantization``.
+
+Two modes:
+
+* ``dynamic``: int8 weights for the LSTM and the head (activations quantized on the fly); the
+  convolutions stay fp32. No calibration data needed.
+* ``static``: QDQ int8 for convolutions and the head (weights per channel, activations with
+  ranges calibrated on training images), plus dynamic int8 for the LSTM.
+
+Calibration images must come from training data, never from an evaluation set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from crnn import onnx_backend as ob
+
+log = logging.getLogger(__name__)
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def calibration_images(source: str | os.PathLike[str], count: int, seed: int = 0) -> list[Path]:
+    """Up to ``count`` image paths, sampled reproducibly from a folder (recursive) or a label file.
+
+    Raises:
+        FileNotFoundError: ``source`` does not exist or holds no images.
+    """
+    src = Path(source)
+    if src.is_dir():
+        paths = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+    elif src.is_file():
+        lines = src.read_text(encoding="utf-8").splitlines()
+        paths = [src.parent / ln.split("\t", 1)[0] for ln in lines if ln.strip()]
+    else:
+        raise FileNotFoundError(f"calibration source {src} not found")
+    if not paths:
+        raise FileNotFoundError(f"no images in calibration source {src}")
+    rng = random.Random(seed)
+    return sorted(rng.sample(paths, min(count, len(paths))))
+
+
+class _Reader:
+    """onnxruntime ``CalibrationDataReader``: preprocessed training images in batches."""
+
+    def __init__(self, paths: list[Path], meta: dict, input_name: str, batch_size: int = 16):
+        from crnn.data.transforms import resize_norm, to_model_order
+        from crnn.predict import load_image
+
+        x = [resize_norm(to_model_order(load_image(p), meta["img_mode"]), meta["image_shape"]) for p in paths]
+        self._batches: Iterator[np.ndarray] = iter(
+            [np.stack(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+        self._name = input_name
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self._batches, None)
+        return None if batch is None else {self._name: batch}
+
+
+def _copy_metadata(src: onnx.ModelProto, dst_path: Path) -> None:
+    """The quantizers drop metadata_props; put the crnn ones back."""
+    dst = onnx.load(str(dst_path))
+    have = {p.key for p in dst.metadata_props}
+    for p in src.metadata_props:
+        if p.key not in have:
+            dst.metadata_props.add(key=p.key, value=p.value)
+    onnx.save(dst, str(dst_path))
+
+
+def quantize(fp32: str | os.PathLike[str], out: str | os.PathLike[str], mode: str = "static",
+             calib: str | os.PathLike[str] | None = None, count: int = 256) -> Path:
+    """Write an int8 copy of an fp32 crnn ONNX model.
+
+    Args:
+        fp32: the exported fp32 model (with crnn metadata).
+        out: where to write the int8 model.
+        mode: "dynamic" or "static".
+        calib: static mode: a folder of training images or a label file.
+        count: static mode: number of calibration images.
+
+    Raises:
+        ValueError: unknown mode, or static mode without ``calib``.
+    """
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    fp32, out = Path(fp32), Path(out)
+    src = onnx.load(str(fp32))
+    meta = ob.parse_metadata({p.key: p.value for p in src.metadata_props}, str(fp32))
+    if mode not in ("dynamic", "static"):
+        raise ValueError(f"unknown int8 mode {mode!r} (dynamic, static)")
+    if mode == "static" and not calib:
+        raise ValueError("static int8 quantization needs --calib (a folder or label file of TRAINING images)")
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        # Fold BN/constants and infer shapes first, as onnxruntime recommends before quantizing.
+        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=False)
+        if mode == "dynamic":
+            quantize_dynamic(str(pre), str(out), op_types_to_quantize=["LSTM", "MatMul", "Gemm"],
+                             weight_type=QuantType.QInt8)
+        else:
+            paths = calibration_images(calib, count)  # type: ignore[arg-type]
+            log.info("calibrating int8 ranges on %d images from %s", len(paths), calib)
+            staged = Path(tmp) / "static.onnx"
+            quantize_static(str(pre), str(staged), _Reader(paths, meta, src.graph.input[0].name),
+                            quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+            quantize_dynamic(str(staged), str(out), op_types_to_quantize=["LSTM"], weight_type=QuantType.QInt8)
+    _copy_metadata(src, out)
+    return out
