@@ -11,12 +11,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from PIL import Image
 
 from crnn.charset import Charset
-from crnn.data.transforms import resize_norm, resized_width, to_model_order
+from crnn.data.transforms import decode_image, resize_norm, resized_width, to_model_order
 from crnn.decode import Prediction, greedy_decode
 
 ImageInput = str | os.PathLike[str] | Image.Image | np.ndarray
@@ -37,12 +36,7 @@ def load_image(image: ImageInput) -> np.ndarray:
             data = Path(image).read_bytes()
         except OSError as e:
             raise ValueError(f"cannot read {image}: {e.strerror or e}") from e
-        # cv2.imdecode as in crnn.data.lmdb_io.decode_image, which is not imported here because that
-        # module needs lmdb (the `torch` extra) and the ONNX recognizer must run on the base install.
-        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if data else None
-        if img is None or img.size == 0:
-            raise ValueError(f"cannot decode image {image} ({len(data)} bytes)")
-        return img
+        return decode_image(data, str(image))
     if isinstance(image, Image.Image):
         image = np.asarray(image.convert("RGB"))
     if not isinstance(image, np.ndarray):

@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-import cv2
 import lmdb
-import numpy as np
+
+from crnn.data.transforms import decode_image
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +45,6 @@ def find_lmdb_dirs(root: str | os.PathLike[str]) -> list[Path]:
     if not leaves:
         raise FileNotFoundError(f"no LMDB (a leaf directory with data.mdb) under {root}")
     return leaves
-
-
-def decode_image(data: bytes, name: str) -> np.ndarray:
-    """Decode encoded image bytes to a BGR uint8 (H, W, 3) array, as PaddleOCR's DecodeImage.
-
-    Raises:
-        ValueError: the bytes are not a decodable, non-empty image; the message names ``name``.
-    """
-    buf = np.frombuffer(data, dtype=np.uint8)
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
-    if img is None or img.size == 0:
-        raise ValueError(f"cannot decode image {name} ({len(data)} bytes)")
-    return img
 
 
 class LmdbWriter:

@@ -48,6 +48,21 @@ def resize_norm(img: np.ndarray, image_shape: Sequence[int], padding: bool = Tru
     return out
 
 
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    """Decode encoded image bytes to a BGR uint8 (H, W, 3) array, as PaddleOCR's DecodeImage.
+
+    Grey images get three equal channels and alpha is dropped (``cv2.IMREAD_COLOR``).
+
+    Raises:
+        ValueError: the bytes are not a decodable, non-empty image; the message names ``name``.
+    """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
+    if img is None or img.size == 0:
+        raise ValueError(f"cannot decode image {name} ({len(data)} bytes)")
+    return img
+
+
 def to_model_order(img_bgr: np.ndarray, img_mode: str) -> np.ndarray:
     """Convert an OpenCV BGR (h, w, 3) image to the model's channel order ("BGR" or "RGB")."""
     if img_mode == "RGB":
