@@ -1,0 +1,1 @@
+"""Offline MJSynth-style synthetic word-image generator (``crnn synth``)."""

@@ -1,0 +1,232 @@
+"""Render one word crop: text layout with PIL, composition and geometry with OpenCV.
+
+A sample is a pure function of its ``numpy.random.Generator``: font, size, spacing, colours,
+background, outline/shadow, neighbouring words, curve, rotation/shear/perspective, crop
+padding, final resolution and degradations are all drawn from it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from crnn.synth import effects
+from crnn.synth.corpus import Corpus
+from crnn.synth.fonts import FontInfo, group_by_family
+
+BOLD_STYLE = re.compile(r"bold|black|heavy|demi|semi|extra|ultra|medium", re.IGNORECASE)
+THIN_STYLE = re.compile(r"thin|hairline|light", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=4096)
+def load_font(path: str, size: int) -> ImageFont.FreeTypeFont:
+    """Open a font once per (path, size): FreeType loading costs far more than drawing a word."""
+    return ImageFont.truetype(path, size)
+
+
+def _draw_text(
+    draw: ImageDraw.ImageDraw,
+    x: float,
+    baseline: float,
+    text: str,
+    font: ImageFont.FreeTypeFont,
+    spacing: float,
+) -> None:
+    """Draw ``text`` with its left baseline at (x, baseline); ``spacing`` px between letters."""
+    if spacing == 0:
+        draw.text((x, baseline), text, font=font, fill=255, anchor="ls")
+        return
+    for i, ch in enumerate(text):
+        # prefix length keeps the font's own advance and kerning, spacing is added on top
+        draw.text(
+            (x + font.getlength(text[:i]) + i * spacing, baseline), ch, font=font, fill=255, anchor="ls"
+        )
+
+
+def _text_width(text: str, font: ImageFont.FreeTypeFont, spacing: float) -> float:
+    return font.getlength(text) + spacing * max(len(text) - 1, 0)
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) of the non-zero pixels, exclusive end; None if empty."""
+    cols = np.flatnonzero(mask.max(axis=0) > 40)
+    rows = np.flatnonzero(mask.max(axis=1) > 40)
+    if cols.size == 0 or rows.size == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def _curve(masks: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+    """Bend the text along an arc or a wave by shifting each column vertically."""
+    h, w = masks.shape[:2]
+    xs = np.arange(w, dtype=np.float32)
+    amp = rng.uniform(0.1, 0.45) * size
+    if rng.random() < 0.6:  # arc, as on round signs and logos
+        dy = amp * (((xs - w / 2) / (w / 2)) ** 2 - 0.5) * (1 if rng.random() < 0.5 else -1)
+    else:  # gentle wave, as on fabric, bottles and banners
+        dy = amp * 0.5 * np.sin(2 * np.pi * xs / rng.uniform(1.5, 4) / size + rng.uniform(0, 2 * np.pi))
+    map_x = np.broadcast_to(xs[None, :], (h, w)).astype(np.float32)
+    map_y = (np.arange(h, dtype=np.float32)[:, None] - dy[None, :]).astype(np.float32)
+    return cv2.remap(masks, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def _geometry(box: tuple[int, int, int, int], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A perspective matrix moving the text box's corners: rotation, slant and keystone.
+
+    Returns (3x3 matrix, the four transformed corners).
+    """
+    x0, y0, x1, y1 = box
+    src = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float32)
+    c = src.mean(axis=0)
+    angle = rng.normal(0, 2.0) if rng.random() < 0.75 else rng.uniform(-18, 18)
+    t = np.deg2rad(angle)
+    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]], dtype=np.float32)
+    shear = rng.uniform(-0.35, 0.35) if rng.random() < 0.2 else 0.0
+    sh = np.array([[1, shear], [0, 1]], dtype=np.float32)
+    dst = (src - c) @ (rot @ sh).T + c
+    if rng.random() < 0.45:  # keystone: photographed at an angle
+        h = y1 - y0
+        strength = rng.uniform(0.05, 0.35) if rng.random() < 0.8 else rng.uniform(0.3, 0.6)
+        dst = dst + rng.uniform(-1, 1, size=(4, 2)).astype(np.float32) * strength * h
+    return cv2.getPerspectiveTransform(src, dst.astype(np.float32)), dst
+
+
+def _final_height(rng: np.random.Generator) -> int:
+    """Crop heights like the benchmarks': mostly 20-60 px, some tiny, some large."""
+    r = rng.random()
+    if r < 0.15:
+        return int(rng.integers(12, 20))
+    if r < 0.70:
+        return int(rng.integers(20, 40))
+    return int(rng.integers(40, 80))
+
+
+class Renderer:
+    """Draws labelled word crops from a list of fonts and a :class:`Corpus`."""
+
+    def __init__(self, fonts: list[FontInfo], corpus: Corpus):
+        if not fonts:
+            raise ValueError("Renderer needs at least one font")
+        self.families = group_by_family(fonts)
+        self.corpus = corpus
+
+    def pick_font(self, rng: np.random.Generator) -> FontInfo:
+        """A family uniformly, then a style within it: no collection dominates by file count.
+
+        Signs favour heavy weights, so a bold style is preferred half of the time when there is one,
+        and thin/light weights are mostly skipped.
+        """
+        fam = self.families[int(rng.integers(len(self.families)))]
+        # Hairline weights wash out to nothing at 20-30 px crop heights: keep them rare.
+        if rng.random() < 0.9:
+            fam = [f for f in fam if not THIN_STYLE.search(f.style)] or fam
+        if rng.random() < 0.5:
+            bold = [f for f in fam if BOLD_STYLE.search(f.style) and not THIN_STYLE.search(f.style)]
+            if bold:
+                return bold[int(rng.integers(len(bold)))]
+        return fam[int(rng.integers(len(fam)))]
+
+    def render(self, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+        """One (BGR uint8 image, label) pair."""
+        info = self.pick_font(rng)
+        text = self.corpus.sample(rng)
+        if info.caps_only:
+            text = text.upper()  # the font draws capitals: the label must say so
+        size = int(rng.integers(26, 50))
+        font = load_font(info.path, size)
+        spacing = rng.uniform(-0.04, 0.2) * size if rng.random() < 0.12 else 0.0
+        ascent, descent = font.getmetrics()
+        width = _text_width(text, font, spacing)
+        mx, my = int(0.6 * size) + 4, int(0.7 * size) + 4
+        cw, ch = int(width) + 2 * mx, ascent + descent + 2 * my
+        baseline = my + ascent
+
+        main = Image.new("L", (cw, ch), 0)
+        _draw_text(ImageDraw.Draw(main), mx, baseline, text, font, spacing)
+        main_a = np.asarray(main)
+        fill_a = main_a
+        if rng.random() < 0.35:  # other words beside, above or below: real crops catch them
+            other = Image.new("L", (cw, ch), 0)
+            d = ImageDraw.Draw(other)
+            if rng.random() < 0.6:
+                gap = rng.uniform(0.1, 0.6) * size
+                w2 = self.corpus.word(rng)
+                _draw_text(d, mx - gap - _text_width(w2, font, spacing), baseline, w2, font, spacing)
+                _draw_text(
+                    d,
+                    mx + width + rng.uniform(0.1, 0.6) * size,
+                    baseline,
+                    self.corpus.word(rng),
+                    font,
+                    spacing,
+                )
+            if rng.random() < 0.5:
+                lh = rng.uniform(1.0, 1.5) * (ascent + descent)
+                sign = 1 if rng.random() < 0.5 else -1
+                line = " ".join(self.corpus.word(rng) for _ in range(3))
+                _draw_text(d, mx - rng.uniform(0, 2) * size, baseline + sign * lh, line, font, spacing)
+            fill_a = np.maximum(main_a, np.asarray(other))
+
+        masks = np.dstack([main_a, fill_a])
+        if rng.random() < 0.12:
+            masks = _curve(masks, rng, size)
+        box = _bbox(masks[..., 0])
+        if box is None:  # whitespace-only glyph run: should not happen with checked fonts
+            box = (mx, my, mx + max(int(width), 1), my + ascent)
+        fill = masks[..., 1].astype(np.float32) / 255.0
+
+        bg_col, fg_col = effects.pick_colors(rng)
+        img = effects.background(ch, cw, bg_col, rng, keep_out=box)
+        img, fg_col = effects.text_effects(img, fill, size, bg_col, fg_col, rng)
+        fg = effects.foreground(ch, cw, fg_col, rng)
+        img = img + (fg - img) * fill[..., None]
+        img = effects.lighting(img, rng)
+
+        matrix, corners = _geometry(box, rng)
+        text_h = box[3] - box[1]
+        # Crop padding in units of the text height: mostly tight as in the benchmarks (a pixel into
+        # the ink at worst), sometimes loose. Order: left, top, right, bottom.
+        if rng.random() < 0.85:
+            pad = rng.uniform([-0.02, -0.06, -0.02, -0.06], [0.2, 0.16, 0.2, 0.16]) * text_h
+        else:
+            pad = rng.uniform(0.15, 0.6, size=4) * text_h
+        x0 = corners[:, 0].min() - pad[0]
+        y0 = corners[:, 1].min() - pad[1]
+        x1 = corners[:, 0].max() + pad[2]
+        y1 = corners[:, 1].max() + pad[3]
+        out_w, out_h = max(4, round(x1 - x0)), max(4, round(y1 - y0))
+        shift = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], dtype=np.float64)
+        img = cv2.warpPerspective(
+            img, shift @ matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+        )
+
+        # Resolution: resize to a benchmark-like height with a random aspect stretch.
+        fh = _final_height(rng)
+        stretch = rng.uniform(0.65, 1.1)
+        fw = round(out_w * fh / out_h * stretch)
+        min_w = 5 * len(text)  # below ~5 px per character a word is unreadable even for people
+        if fw < min_w:
+            fh = min(round(fh * min_w / max(fw, 1)), 100)
+            fw = round(out_w * fh / out_h * stretch)
+        fw = int(np.clip(fw, 4, 30 * fh))
+        interp = cv2.INTER_AREA if fh < out_h else cv2.INTER_LINEAR
+        blur_p = 0.35
+        if rng.random() < 0.12:  # captured tiny, shown bigger: blocky or smeared letters
+            sh_ = max(6, int(fh * rng.uniform(0.35, 0.7)))
+            small = cv2.resize(img, (max(4, fw * sh_ // fh), sh_), interpolation=cv2.INTER_AREA)
+            up = cv2.INTER_NEAREST if rng.random() < 0.3 else cv2.INTER_LINEAR
+            img = cv2.resize(small, (fw, fh), interpolation=up)
+            blur_p = 0.1
+        else:
+            img = cv2.resize(img, (fw, fh), interpolation=interp)
+        img = effects.degrade(img, rng, blur_p)
+        return img.astype(np.uint8), text
+
+
+def sample_rng(seed: int, shard: int, index: int) -> np.random.Generator:
+    """The generator of sample ``index`` of ``shard``: independent of worker count and order."""
+    return np.random.default_rng(np.random.SeedSequence([seed, shard, index]))
