@@ -29,7 +29,7 @@ def test_resume_continues_exactly(tiny_set: Path, tmp_path: Path):
     half["Eval"] = None
     train(config_from_dict(half))
     state = checkpoint.load(tmp_path / "b" / "latest")
-    assert state["step"] == 3 and state["epoch_step"] == 3 and state["charset"]["chars"][0] == "0"
+    assert state["step"] == 3 and state["epoch_samples"] == 12 and state["charset"]["chars"][0] == "0"
     train(config_from_dict(half, ["Global.max_steps=6", f"Global.checkpoints={tmp_path / 'b' / 'latest'}"]))
     a, b = _weights(tmp_path / "a" / "latest.pt"), _weights(tmp_path / "b" / "latest.pt")
     for k in a:

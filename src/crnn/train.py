@@ -63,8 +63,7 @@ class Progress:
 
     step: int = 0  # optimizer steps taken
     epoch: int = 0
-    epoch_step: int = 0  # batches consumed in this epoch, per rank
-    world_size: int = 1  # of the run that consumed them (resume may use another)
+    epoch_samples: int = 0  # samples consumed in this epoch, all ranks together
     best: dict[str, Any] = field(default_factory=lambda: {"acc": -1.0})
     last_eval: int = -1
 
@@ -109,7 +108,7 @@ class Trainer:
         self.optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], cfg.Optimizer)
         self.scheduler = build_scheduler(self.optimizer, cfg.Optimizer, self.steps_per_epoch, g.epoch_num)
         self.ema = EMA(model, g.ema_decay) if g.ema_decay else None
-        self.progress = Progress(world_size=info.world_size)
+        self.progress = Progress()
         if g.checkpoints:
             self._resume(g.checkpoints)
         elif g.pretrained_model:
@@ -127,13 +126,12 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         p = self.progress
         p.step, p.epoch, p.best = state["step"], state["epoch"], state.get("best_metric", p.best)
-        # Samples consumed this epoch, re-expressed in batches of the current world size.
-        consumed = state["epoch_step"] * state.get("world_size", 1)
-        p.epoch_step = consumed // self.info.world_size
+        # Counted in samples, so a resume may change the number of processes or the batch size.
+        p.epoch_samples = state["epoch_samples"]
         if self.ema is not None and "train_model" in state:
             self.ema.state = {k: v.clone() for k, v in state["model"].items()}
         _set_rng_state(state["rng"])
-        log.info("resumed from %s at step %d (epoch %d, batch %d)", path, p.step, p.epoch, p.epoch_step)
+        log.info("resumed from %s at step %d (epoch %d, sample %d)", path, p.step, p.epoch, p.epoch_samples)
 
     def weights(self) -> dict[str, torch.Tensor]:
         """What inference should use: the EMA weights when enabled."""
@@ -146,7 +144,7 @@ class Trainer:
         p = self.progress
         state = {"model": self.weights(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "step": p.step, "epoch": p.epoch,
-                 "epoch_step": p.epoch_step, "world_size": self.info.world_size, "rng": _rng_state(),
+                 "epoch_samples": p.epoch_samples, "world_size": self.info.world_size, "rng": _rng_state(),
                  "config": self.cfg.to_dict(), "charset": self.charset.to_dict(), "best_metric": p.best}
         if self.ema is not None:
             state["train_model"] = self.model.state_dict()
@@ -212,9 +210,11 @@ class Trainer:
                    disable=not self.info.is_main)
         t_last, n_last = time.perf_counter(), 0
         while p.step < max_steps and p.epoch < g.epoch_num:
-            self.sampler.set_epoch(p.epoch, skip=p.epoch_step * cfg.Train.loader.batch_size_per_card)
+            # each rank's shard is every world_size-th sample, so skipping n/world per rank skips n in all
+            self.sampler.set_epoch(p.epoch, skip=p.epoch_samples // self.info.world_size)
             for batch in self.loader:
-                p.epoch_step += 1  # counts batches consumed, so a resume skips exactly these samples
+                # counts what the sampler handed out (read or not), so a resume skips exactly these samples
+                p.epoch_samples += cfg.Train.loader.batch_size_per_card * self.info.world_size
                 if not batch.texts:
                     continue
                 logits = self.train_step(batch, amp_dtype)
@@ -245,7 +245,7 @@ class Trainer:
                 if p.step >= max_steps:
                     break
             else:
-                p.epoch, p.epoch_step = p.epoch + 1, 0
+                p.epoch, p.epoch_samples = p.epoch + 1, 0
                 self.save("latest")
                 if g.save_epoch_step and p.epoch % g.save_epoch_step == 0:
                     self.save(f"iter_epoch_{p.epoch}")
