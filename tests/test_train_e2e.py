@@ -92,3 +92,17 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     cfg.write_text("Global:\n  epoch_nmu: 3\n")
     assert main(["train", "-c", str(cfg)]) == 2
     assert "Global.epoch_nmu" in capsys.readouterr().err
+
+
+def test_ema_warms_up_then_averages():
+    from crnn.train import EMA
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    ema = EMA(model, decay=0.999)
+    torch.nn.init.ones_(model.weight)
+    ema.update(model)  # first update: decay min(0.999, 2/11), so the average moves most of the way
+    assert ema.state["weight"].item() == pytest.approx(1 - 2 / 11)
+    for _ in range(20_000):
+        ema.update(model)
+    assert ema.state["weight"].item() == pytest.approx(1.0, abs=1e-6)

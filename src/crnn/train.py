@@ -42,17 +42,25 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 class EMA:
-    """Exponential moving average of every float tensor of a model's state (weights and BN stats)."""
+    """Exponential moving average of every float tensor of a model's state (weights and BN stats).
 
-    def __init__(self, model: torch.nn.Module, decay: float):
+    The decay ramps up as min(decay, (1 + n) / (10 + n)) over the n updates so far: with a fixed
+    0.999 from step 0 the average still carried the untrained weights thousands of steps later and
+    scored near 0% while the raw weights scored 32% (round 1 of the bundled model).
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float, updates: int = 0):
         self.decay = decay
+        self.updates = updates
         self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         for k, v in model.state_dict().items():
             if v.dtype.is_floating_point:
-                self.state[k].lerp_(v.detach(), 1.0 - self.decay)
+                self.state[k].lerp_(v.detach(), 1.0 - decay)
             else:
                 self.state[k].copy_(v)
 
@@ -130,6 +138,7 @@ class Trainer:
         p.epoch_samples = state["epoch_samples"]
         if self.ema is not None and "train_model" in state:
             self.ema.state = {k: v.clone() for k, v in state["model"].items()}
+            self.ema.updates = p.step
         _set_rng_state(state["rng"])
         log.info("resumed from %s at step %d (epoch %d, sample %d)", path, p.step, p.epoch, p.epoch_samples)
 
