@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -19,6 +19,7 @@ from crnn.data.transforms import decode_image, resize_norm, resized_width, to_mo
 from crnn.decode import Prediction, greedy_decode
 
 ImageInput = str | os.PathLike[str] | Image.Image | np.ndarray
+T = TypeVar("T")
 DEFAULT_MODEL = str(Path(__file__).parent / "assets" / "crnn_mv3_en.pt")
 
 
@@ -117,15 +118,23 @@ class Recognizer:
 
     def recognize_arrays(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         """Recognise already-decoded BGR images, batched in order of aspect ratio."""
+        return self.decode_arrays(images, greedy_decode)
+
+    def decode_arrays(self, images: Sequence[np.ndarray], decode: Callable[[np.ndarray, Charset], list[T]]
+                      ) -> list[T]:
+        """Run BGR images through the model in aspect-ratio order; ``decode`` maps (B, T, K) logits to results.
+
+        Returns one result per image, in input order (e.g. ``greedy_decode_chars`` for per-symbol scores).
+        """
         order = sorted(range(len(images)), key=lambda i: images[i].shape[1] / images[i].shape[0])
-        out: list[Prediction | None] = [None] * len(images)
+        out: list[T | None] = [None] * len(images)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             batch = [images[i] for i in idx]
-            logits = self.run(self.preprocess(batch, self.batch_width(batch)))
-            for i, pred in zip(idx, greedy_decode(logits, self.charset), strict=True):
-                out[i] = pred
-        return [p for p in out if p is not None]
+            logits = self.run(self.preprocess(batch, self.batch_width(batch)))  # (b, T, K)
+            for i, res in zip(idx, decode(logits, self.charset), strict=True):
+                out[i] = res
+        return [r for r in out if r is not None]
 
     def __call__(self, images: Sequence[ImageInput]) -> list[Prediction]:
         """Recognise images (paths, PIL images or HWC uint8 RGB arrays); results in input order.

@@ -38,22 +38,17 @@ class _Item:
 def recognize(recognizer: Recognizer, images: Sequence[np.ndarray], chars: Sequence[bool]) -> list[CharPrediction]:
     """Recognise BGR uint8 images in one call; per-symbol probabilities only where ``chars`` asks.
 
-    Images that do not need them go through ``Recognizer.recognize_arrays`` (the library's own path);
-    the others through the same preprocessing, back end and ``greedy_decode_chars``, whose text and
-    confidence equal ``greedy_decode``'s.
+    Both groups take the library's own path (``Recognizer.decode_arrays``); ``greedy_decode_chars``
+    gives the same text and confidence as ``greedy_decode``.
     """
     out: list[CharPrediction | None] = [None] * len(images)
     plain = [i for i, c in enumerate(chars) if not c]
     for i, p in zip(plain, recognizer.recognize_arrays([images[i] for i in plain]), strict=True):
         out[i] = CharPrediction(p.text, p.confidence, [])
-    # Same grouping as recognize_arrays (aspect-ratio order, its batch width), so results are identical.
-    detailed = sorted((i for i, c in enumerate(chars) if c), key=lambda i: images[i].shape[1] / images[i].shape[0])
-    for start in range(0, len(detailed), recognizer.batch_size):
-        idx = detailed[start : start + recognizer.batch_size]
-        batch = [images[i] for i in idx]
-        logits = recognizer.run(recognizer.preprocess(batch, recognizer.batch_width(batch)))  # (b, T, K)
-        for i, cp in zip(idx, greedy_decode_chars(logits, recognizer.charset), strict=True):
-            out[i] = cp
+    detailed = [i for i, c in enumerate(chars) if c]
+    for i, cp in zip(detailed, recognizer.decode_arrays([images[i] for i in detailed], greedy_decode_chars),
+                     strict=True):
+        out[i] = cp
     return [p for p in out if p is not None]
 
 
