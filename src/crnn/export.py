@@ -20,8 +20,7 @@ import onnx
 import torch
 
 from crnn import onnx_backend as ob
-from crnn.config import Config
-from crnn.torch_backend import load_model
+from crnn.torch_backend import load_model, preprocessing
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +34,6 @@ OPSET = 17
 ATOL = 1e-3
 VERIFY_BATCHES = (1, 3, 8)
 VERIFY_WIDTHS = (100, 48, 160, 320)
-
-
-def preprocessing(cfg: Config) -> tuple[list[int], str]:
-    """(image_shape [C, H, W], img_mode) of a checkpoint's config, as the recognizer uses them."""
-    split = cfg.Eval or cfg.Train
-    if split is None:
-        return [3, 32, 100], "BGR"
-    t = split.dataset.transforms
-    return [int(v) for v in t.image_shape], t.img_mode
 
 
 def write_metadata(model: onnx.ModelProto, meta: dict[str, str]) -> None:

@@ -11,7 +11,7 @@ import torch
 
 from crnn import checkpoint
 from crnn.charset import Charset
-from crnn.config import config_from_dict
+from crnn.config import Config, config_from_dict
 from crnn.models import CRNN, build_model
 
 
@@ -27,6 +27,15 @@ def load_model(path: str | os.PathLike[str]) -> tuple[CRNN, Charset, Any]:
     return model, charset, cfg
 
 
+def preprocessing(cfg: Config) -> tuple[list[int], str]:
+    """(image_shape [C, H, W], img_mode) a checkpoint's model expects: its Eval (else Train) transforms."""
+    split = cfg.Eval or cfg.Train
+    if split is None:
+        return [3, 32, 100], "BGR"
+    t = split.dataset.transforms
+    return [int(v) for v in t.image_shape], t.img_mode
+
+
 def torch_runner(path: str | os.PathLike[str], num_threads: int | None = None
                  ) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
     """A function (B, C, H, W) float32 -> (B, T, K) logits, plus the metadata the recognizer needs."""
@@ -38,7 +47,5 @@ def torch_runner(path: str | os.PathLike[str], num_threads: int | None = None
     def run(batch: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(batch)).float().numpy()
 
-    t = (cfg.Eval or cfg.Train).dataset.transforms if (cfg.Eval or cfg.Train) else None
-    image_shape = t.image_shape if t else [3, 32, 100]
-    img_mode = t.img_mode if t else "BGR"
+    image_shape, img_mode = preprocessing(cfg)
     return run, {"charset": charset, "image_shape": image_shape, "img_mode": img_mode, "backend": "torch"}
