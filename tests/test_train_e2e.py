@@ -36,6 +36,23 @@ def test_resume_continues_exactly(tiny_set: Path, tmp_path: Path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
 
 
+def test_warm_restart_averages_from_pretrained_weights(tiny_set: Path, tmp_path: Path):
+    # The EMA must start from the loaded weights, not from the random init they replace.
+    from crnn.distributed import DistInfo
+    from crnn.train import Trainer
+
+    first = tiny_config(tiny_set, tmp_path / "a", max_steps=2, eval_batch_step=[0, 0])
+    first["Eval"] = None
+    train(config_from_dict(first))
+    pretrained = _weights(tmp_path / "a" / "latest.pt")
+    cfg = config_from_dict(first, [f"Global.pretrained_model={tmp_path / 'a' / 'latest.pt'}",
+                                   f"Global.save_model_dir={tmp_path / 'b'}", "Global.ema_decay=0.999"])
+    trainer = Trainer(cfg, DistInfo())
+    assert trainer.ema is not None
+    for k, v in pretrained.items():
+        torch.testing.assert_close(trainer.ema.state[k], v.to(trainer.ema.state[k].dtype), msg=k)
+
+
 def test_checkpoint_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     checkpoint.save(tmp_path / "ck", {"model": {"w": torch.ones(2)}, "config": {}, "charset": {}})
 

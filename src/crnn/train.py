@@ -115,12 +115,13 @@ class Trainer:
         self.steps_per_epoch = max(1, len(self.loader))
         self.optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], cfg.Optimizer)
         self.scheduler = build_scheduler(self.optimizer, cfg.Optimizer, self.steps_per_epoch, g.epoch_num)
-        self.ema = EMA(model, g.ema_decay) if g.ema_decay else None
         self.progress = Progress()
+        if g.pretrained_model and not g.checkpoints:
+            _load_weights(model, g.pretrained_model)
+        # Built after the pretrained weights are in, so a warm restart averages from them.
+        self.ema = EMA(model, g.ema_decay) if g.ema_decay else None
         if g.checkpoints:
             self._resume(g.checkpoints)
-        elif g.pretrained_model:
-            _load_weights(model, g.pretrained_model)
         # DDP averages gradients across ranks; the wrapped module stays ``self.model`` for saving.
         self.forward: torch.nn.Module = (
             DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda" else None)
