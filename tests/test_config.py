@@ -116,6 +116,10 @@ def test_repo_configs_load():
         cfg = load_config(ROOT / "configs" / "rec" / f"{name}.yml")
         assert cfg.Optimizer.lr.learning_rate == 0.0005
     assert load_config(ROOT / "configs" / "train" / "crnn_mv3_en.yml").Global.ema_decay == 0.999
+    for path in sorted((ROOT / "configs").rglob("*.yml")):
+        load_config(path)
+    r4 = load_config(ROOT / "configs" / "train" / "crnn_mv3_en_r4.yml")  # _BASE_ r3 -> r2
+    assert (r4.Global.seed, r4.Optimizer.lr.warmup_steps, r4.Global.ema_decay) == (4096, 100, 0.999)
 
 
 @pytest.mark.parametrize(("override", "key"), [
@@ -166,3 +170,33 @@ def test_rec_aug_is_parsed():
 def test_roundtrip_through_dict():
     cfg = load_config(MV3)
     assert config_from_dict(cfg.to_dict()) == cfg
+
+
+def test_base_file_is_merged_under_the_child(tmp_path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "a.yml").write_text(MV3.read_text())
+    (tmp_path / "b.yml").write_text(
+        "_BASE_: base/a.yml\n"
+        "Global: {epoch_num: 3}\n"
+        "Optimizer: {lr: {learning_rate: 0.001}}\n"
+        "Train: {dataset: {label_file_list: [x.tsv]}}\n")
+    (tmp_path / "c.yml").write_text("_BASE_: [b.yml]\nGlobal: {seed: 7}\n")
+    base, cfg = load_config(MV3), load_config(tmp_path / "c.yml")
+    assert (cfg.Global.epoch_num, cfg.Global.seed) == (3, 7)
+    assert cfg.Optimizer.lr.learning_rate == 0.001
+    assert cfg.Optimizer.lr.name == base.Optimizer.lr.name  # sibling keys kept
+    assert cfg.Train is not None and cfg.Train.dataset.label_file_list == ["x.tsv"]  # lists replace
+    assert cfg.Architecture == base.Architecture and cfg.Eval == base.Eval
+
+
+def test_base_errors_name_the_file(tmp_path):
+    (tmp_path / "a.yml").write_text("_BASE_: b.yml\n")
+    (tmp_path / "b.yml").write_text("_BASE_: a.yml\n")
+    with pytest.raises(ConfigError, match="_BASE_ cycle"):
+        load_config(tmp_path / "a.yml")
+    (tmp_path / "c.yml").write_text("_BASE_: missing.yml\n")
+    with pytest.raises(FileNotFoundError, match=r"missing\.yml not found \(named by _BASE_ in .*c\.yml\)"):
+        load_config(tmp_path / "c.yml")
+    (tmp_path / "d.yml").write_text(f"_BASE_: {MV3}\nGlobal: {{epoch_nums: 3}}\n")
+    with pytest.raises(ConfigError, match=r"d\.yml: unknown config key 'Global\.epoch_nums'"):
+        load_config(tmp_path / "d.yml")

@@ -452,15 +452,54 @@ def _deepcopy(data: dict[str, Any]) -> dict[str, Any]:
     return typing.cast(dict[str, Any], yaml.safe_load(yaml.safe_dump(data)))
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Load a YAML config file (PaddleOCR layout) with optional ``-o`` overrides."""
-    path = Path(path)
+BASE_KEY = "_BASE_"
+
+
+def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``child`` into ``base``: sections merge key by key; lists and scalars replace."""
+    out = dict(base)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a config file and resolve its ``_BASE_`` files (PaddleDetection's convention).
+
+    ``_BASE_`` names one file or a list of files, relative to this one; later bases override
+    earlier ones and this file overrides them all. A recipe that changes a few values of another
+    thus states only those values.
+    """
+    path = path.resolve()
+    if path in chain:
+        raise ConfigError(f"{path}: {BASE_KEY} cycle: {' -> '.join(str(p) for p in (*chain, path))}")
     if not path.is_file():
-        raise FileNotFoundError(f"config file {path} not found")
+        where = f" (named by {BASE_KEY} in {chain[-1]})" if chain else ""
+        raise FileNotFoundError(f"config file {path} not found{where}")
     with open(path, encoding="utf-8") as f:
         data = yaml.safe_load(f) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    bases = data.pop(BASE_KEY, None) or []
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{path}: {BASE_KEY} must be a file name or a list of file names")
+    merged: dict[str, Any] = {}
+    for base in bases:
+        merged = _merge(merged, _read_yaml(path.parent / base, (*chain, path)))
+    return _merge(merged, data)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config file (PaddleOCR layout, optional ``_BASE_``) with ``-o`` overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} not found")
+    data = _read_yaml(path)
     try:
         return config_from_dict(data, overrides)
     except ConfigError as e:
