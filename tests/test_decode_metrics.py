@@ -53,7 +53,7 @@ def test_charset_defaults_and_dict(tmp_path):
 
 def test_metric_36_char_protocol():
     m = RecMetric(make_normalizer(True, True, None))
-    m.update(["hello", "w0rld", "ab"], ["Hello!", "WORLD", "a-b"])
+    assert m.update(["hello", "w0rld", "ab"], ["Hello!", "WORLD", "a-b"]) == [True, False, True]
     r = m.compute()
     assert r["count"] == 3 and r["acc"] == pytest.approx(2 / 3)
     assert r["norm_edit_dis"] == pytest.approx(1 - (1 / 5) / 3)

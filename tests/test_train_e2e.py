@@ -1,5 +1,6 @@
 """End to end on a tiny PIL-drawn set: train -> resume equivalence -> eval -> predict."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -77,11 +78,16 @@ def test_train_eval_predict_cli(tiny_set: Path, tmp_path: Path, capsys: pytest.C
     for name in ("latest.pt", "best_accuracy.pt", "metrics.jsonl", "train_curves.png"):
         assert (out / name).is_file(), name
 
-    json_path = tmp_path / "eval.json"
+    json_path, errors_path = tmp_path / "eval.json", tmp_path / "errors.tsv"
     assert main(["eval", "-c", str(cfg_path), "--checkpoint", str(out / "best_accuracy"),
-                 "--json", str(json_path)]) == 0
+                 "--json", str(json_path), "--errors", str(errors_path)]) == 0
     table = capsys.readouterr().out
     assert "mean (sets)" in table and "total" in table and json_path.is_file()
+    total = json.loads(json_path.read_text())["total"]
+    header, *rows = errors_path.read_text().splitlines()
+    assert header.split("\t") == ["set", "image", "label", "prediction", "confidence"]
+    assert len(rows) == round(total["count"] * (1 - total["acc"]))
+    assert all(len(r.split("\t")) == 5 and r.split("\t")[2] != r.split("\t")[3] for r in rows)
     assert main(["eval", "--checkpoint", str(out / "latest.pt"), "--sets", str(tiny_set), str(tiny_set)]) == 0
     assert capsys.readouterr().out.count(tiny_set.name) == 2
 

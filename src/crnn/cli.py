@@ -41,7 +41,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from crnn import checkpoint
     from crnn.config import DatasetConfig, config_from_dict, load_config
-    from crnn.evaluate import evaluate_sets, format_table, write_json
+    from crnn.evaluate import Miss, evaluate_sets, format_table, write_json, write_misses
     from crnn.torch_backend import load_model
 
     overrides = list(args.override)
@@ -72,11 +72,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             members.append(DatasetConfig(name="SimpleDataSet", data_dir=d, label_file_list=[label_file])
                            if Path(label_file).is_file() else DatasetConfig(name="LMDBDataSet", data_dir=d))
         dataset_cfg = DatasetConfig(name="MixDataSet", datasets=members, transforms=dataset_cfg.transforms)
-    result = evaluate_sets(model, cfg, charset, dataset_cfg, cfg.Eval.loader, is_filter=args.filter)
+    misses: dict[str, list[Miss]] | None = {} if args.errors else None
+    result = evaluate_sets(model, cfg, charset, dataset_cfg, cfg.Eval.loader, is_filter=args.filter,
+                           misses=misses)
     result["checkpoint"] = str(cfg.Global.checkpoints)
     print(format_table(result))
     if args.json:
         write_json(result, args.json)
+    if misses is not None:
+        write_misses(misses, args.errors)
     return 0
 
 
@@ -189,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--filter", action=argparse.BooleanOptionalAction, default=True,
                    help="36-char protocol: lower-case and keep 0-9a-z before comparing (default on)")
     p.add_argument("--json", help="also write the result table as JSON here")
+    p.add_argument("--errors", metavar="TSV",
+                   help="also write every misrecognised image (set, image, label, prediction, confidence) here")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("predict", help="recognize word images (files, folders, globs)")

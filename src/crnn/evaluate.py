@@ -7,7 +7,7 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch.utils.data import DataLoader
@@ -22,12 +22,22 @@ from crnn.metrics import RecMetric, make_normalizer
 log = logging.getLogger(__name__)
 
 
+class Miss(NamedTuple):
+    """A misrecognised eval image: where it came from, its label, what was read and how sure."""
+
+    key: str
+    label: str
+    prediction: str
+    confidence: float
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader: DataLoader[Batch], charset: Charset, metric: RecMetric,
-             channels_last: bool = False) -> dict[str, float]:
+             channels_last: bool = False, misses: list[Miss] | None = None) -> dict[str, float]:
     """Run ``model`` over ``loader``; returns acc, norm_edit_dis, count, skipped and fps.
 
-    fps counts the model's forward pass only, as PaddleOCR's eval does.
+    fps counts the model's forward pass only, as PaddleOCR's eval does. When ``misses`` is given,
+    every image the metric counts as wrong is appended to it.
     """
     was_training = model.training
     model.eval()
@@ -45,7 +55,11 @@ def evaluate(model: torch.nn.Module, loader: DataLoader[Batch], charset: Charset
         logits = model(images).float().cpu().numpy()
         forward_s += time.perf_counter() - t0
         n += len(batch.texts)
-        metric.update([p.text for p in greedy_decode(logits, charset)], batch.texts)
+        preds = greedy_decode(logits, charset)
+        right = metric.update([p.text for p in preds], batch.texts)
+        if misses is not None:
+            misses.extend(Miss(key, label, p.text, p.confidence)
+                          for key, label, p, ok in zip(batch.keys, batch.texts, preds, right, strict=True) if not ok)
     model.train(was_training)
     result = metric.compute()
     result.update(skipped=skipped, fps=n / forward_s if forward_s else 0.0)
@@ -72,19 +86,26 @@ def eval_datasets(dataset_cfg: DatasetConfig, normalize: Any, strict: bool) -> l
 
 
 def evaluate_sets(model: torch.nn.Module, cfg: Config, charset: Charset, dataset_cfg: DatasetConfig,
-                  loader_cfg: LoaderConfig, is_filter: bool) -> dict[str, Any]:
-    """Evaluate every set of ``dataset_cfg`` separately; add the mean over sets and the total."""
+                  loader_cfg: LoaderConfig, is_filter: bool,
+                  misses: dict[str, list[Miss]] | None = None) -> dict[str, Any]:
+    """Evaluate every set of ``dataset_cfg`` separately; add the mean over sets and the total.
+
+    When ``misses`` is given, it receives each set's misrecognised images under the set's name.
+    """
     normalize = make_normalizer(is_filter, cfg.Metric.ignore_space, charset.normalize)
     loader_cfg = replace(loader_cfg, shuffle=False, drop_last=False)
     sets: dict[str, dict[str, float]] = {}
     for name, ds in eval_datasets(dataset_cfg, normalize, cfg.Global.strict_data):
         loader, _ = build_loader(ds, loader_cfg, charset, seed=0)
-        res = evaluate(model, loader, charset, RecMetric(normalize), cfg.Global.channels_last)
+        set_misses: list[Miss] = []
+        res = evaluate(model, loader, charset, RecMetric(normalize), cfg.Global.channels_last, set_misses)
         res["skipped"] += ds.skipped_labels
         unique, k = name, 2
         while unique in sets:  # the same folder named twice, or two sets with one name
             unique, k = f"{name}#{k}", k + 1
         sets[unique] = res
+        if misses is not None:
+            misses[unique] = set_misses
         log.info("%s: acc %.4f over %d", name, res["acc"], res["count"])
     total = sum(r["count"] for r in sets.values())
     summary = {
@@ -113,3 +134,12 @@ def write_json(result: dict[str, Any], path: str) -> None:
     """Write an evaluation result as JSON."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+def write_misses(misses: dict[str, list[Miss]], path: str) -> None:
+    """Write misrecognised images as TSV: set, image, label, prediction, confidence."""
+    rows = ["set\timage\tlabel\tprediction\tconfidence"]
+    for name, items in misses.items():
+        rows += [f"{name}\t{m.key}\t{m.label}\t{m.prediction}\t{m.confidence:.4f}" for m in items]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("\n".join(rows) + "\n", encoding="utf-8")

@@ -47,13 +47,16 @@ class RecMetric:
         self.count = 0
         self.ned_sum = 0.0
 
-    def update(self, preds: Iterable[str], labels: Iterable[str]) -> None:
-        """Add a batch of predicted and ground-truth strings."""
+    def update(self, preds: Iterable[str], labels: Iterable[str]) -> list[bool]:
+        """Add a batch of predicted and ground-truth strings; returns which ones were right."""
+        right = []
         for p, t in zip(preds, labels, strict=True):
             p, t = self.normalize(p), self.normalize(t)
-            self.correct += int(p == t)
+            right.append(p == t)
             self.ned_sum += Levenshtein.normalized_distance(p, t)
-            self.count += 1
+        self.correct += sum(right)
+        self.count += len(right)
+        return right
 
     def compute(self) -> dict[str, float]:
         """``{"acc", "norm_edit_dis", "count"}``; acc and norm_edit_dis are fractions in [0, 1]."""
