@@ -497,8 +497,6 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Load a YAML config file (PaddleOCR layout, optional ``_BASE_``) with ``-o`` overrides."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file {path} not found")
     data = _read_yaml(path)
     try:
         return config_from_dict(data, overrides)

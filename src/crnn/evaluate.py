@@ -97,15 +97,13 @@ def evaluate_sets(model: torch.nn.Module, cfg: Config, charset: Charset, dataset
     sets: dict[str, dict[str, float]] = {}
     for name, ds in eval_datasets(dataset_cfg, normalize, cfg.Global.strict_data):
         loader, _ = build_loader(ds, loader_cfg, charset, seed=0)
-        set_misses: list[Miss] = []
-        res = evaluate(model, loader, charset, RecMetric(normalize), cfg.Global.channels_last, set_misses)
-        res["skipped"] += ds.skipped_labels
         unique, k = name, 2
         while unique in sets:  # the same folder named twice, or two sets with one name
             unique, k = f"{name}#{k}", k + 1
+        set_misses = None if misses is None else misses.setdefault(unique, [])
+        res = evaluate(model, loader, charset, RecMetric(normalize), cfg.Global.channels_last, set_misses)
+        res["skipped"] += ds.skipped_labels
         sets[unique] = res
-        if misses is not None:
-            misses[unique] = set_misses
         log.info("%s: acc %.4f over %d", name, res["acc"], res["count"])
     total = sum(r["count"] for r in sets.values())
     summary = {
