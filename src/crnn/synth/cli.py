@@ -18,6 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="base seed; same seed, same bytes (default 0)")
     parser.add_argument("--workers", type=int, default=1, help="rendering processes (default 1)")
+    from crnn.synth.styles import STYLES  # a dataclass table: cheap to import
+
+    parser.add_argument("--style", default="default", choices=list(STYLES),
+                        help="how often hard cases are drawn: default, hard (a mix of the failure classes), "
+                             "or one class for a validation set (default: default)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -34,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             workers=max(1, args.workers),
             progress=not getattr(args, "no_progress", False),
+            style=args.style,
         )
     except (FileNotFoundError, ValueError) as e:
         print(f"crnn synth: error: {e}", file=sys.stderr)

@@ -222,7 +222,7 @@ def lighting(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
-def degrade(img: np.ndarray, rng: np.random.Generator, blur_p: float = 0.35) -> np.ndarray:
+def degrade(img: np.ndarray, rng: np.random.Generator, blur_p: float = 0.35, motion_p: float = 0.12) -> np.ndarray:
     """Camera effects on the final-size crop: blur, haze, colour cast, gamma, sensor noise.
 
     ``blur_p`` is lowered by the caller for crops that are already blurred by upsampling, so
@@ -230,7 +230,7 @@ def degrade(img: np.ndarray, rng: np.random.Generator, blur_p: float = 0.35) -> 
     """
     if rng.random() < blur_p:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.1))
-    elif rng.random() < 0.12:
+    elif rng.random() < motion_p:
         k = int(rng.integers(3, 6))
         kernel: np.ndarray = np.zeros((k, k), np.float32)
         kernel[k // 2, :] = 1.0 / k  # horizontal motion blur, then rotate it
@@ -253,9 +253,9 @@ def degrade(img: np.ndarray, rng: np.random.Generator, blur_p: float = 0.35) -> 
     return np.clip(img, 0, 255)
 
 
-def encode(img: np.ndarray, rng: np.random.Generator) -> bytes:
-    """JPEG bytes at a random quality: the compression artefacts are part of the augmentation."""
-    q = int(rng.integers(35, 96)) if rng.random() < 0.85 else int(rng.integers(12, 35))
+def encode(img: np.ndarray, rng: np.random.Generator, low_p: float = 0.15) -> bytes:
+    """JPEG bytes at a random quality (a low one with probability ``low_p``): the artefacts are augmentation."""
+    q = int(rng.integers(35, 96)) if rng.random() < 1 - low_p else int(rng.integers(12, 35))
     ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(img.astype(np.uint8)), [cv2.IMWRITE_JPEG_QUALITY, q])
     if not ok:
         raise RuntimeError("cv2.imencode failed")

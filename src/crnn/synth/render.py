@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 from crnn.synth import effects
 from crnn.synth.corpus import Corpus
 from crnn.synth.fonts import FontInfo, group_by_family
+from crnn.synth.styles import DEFAULT, Style
 
 BOLD_STYLE = re.compile(r"bold|black|heavy|demi|semi|extra|ultra|medium", re.IGNORECASE)
 THIN_STYLE = re.compile(r"thin|hairline|light", re.IGNORECASE)
@@ -74,7 +75,42 @@ def _curve(masks: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray
     return cv2.remap(masks, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def _geometry(box: tuple[int, int, int, int], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _arc(masks: np.ndarray, rng: np.random.Generator, span_deg: tuple[float, float]) -> np.ndarray:
+    """Set the text along a circle, as on round logos and badges; returns a new (H', W', 2) canvas.
+
+    Unlike :func:`_curve`, letters turn with the tangent. Convex arcs (the top of a badge) put the
+    tops of the letters outwards, concave ones (the bottom) inwards; both read left to right.
+    """
+    h, w = masks.shape[:2]
+    # The middle line of the canvas keeps its length w on a circle of radius r0; r0 >= h keeps the
+    # inner edge of the canvas at a positive radius.
+    span = min(np.deg2rad(rng.uniform(*span_deg)), w / h)
+    r0 = w / span
+    sign = 1.0 if rng.random() < 0.5 else -1.0  # +1 convex (centre below), -1 concave (centre above)
+
+    def forward(sx: np.ndarray, sy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        phi, r = (sx - w / 2) / r0, r0 + sign * (h / 2 - sy)
+        return r * np.sin(phi), -sign * r * np.cos(phi)
+
+    t = np.linspace(0, 1, 64)
+    edge_x = np.concatenate([t * w, t * w, np.zeros_like(t), np.full_like(t, w)])
+    edge_y = np.concatenate([np.zeros_like(t), np.full_like(t, h), t * h, t * h])
+    ex, ey = forward(edge_x, edge_y)
+    x0, y0 = ex.min(), ey.min()
+    out_w, out_h = int(np.ceil(ex.max() - x0)) + 1, int(np.ceil(ey.max() - y0)) + 1
+    # Inverse map: each output pixel, relative to the circle's centre, back to the flat canvas.
+    xs = np.arange(out_w, dtype=np.float32)[None, :] + np.float32(x0)  # (1, W')
+    ys = np.arange(out_h, dtype=np.float32)[:, None] + np.float32(y0)  # (H', 1)
+    phi = np.arctan2(xs, -sign * ys)  # (H', W'): angle from the vertical through the word's middle
+    r = np.hypot(xs, ys)
+    map_x = (w / 2 + phi * r0).astype(np.float32)
+    map_y = (h / 2 - sign * (r - r0)).astype(np.float32)
+    return cv2.remap(masks, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def _geometry(
+    box: tuple[int, int, int, int], rng: np.random.Generator, style: Style = DEFAULT
+) -> tuple[np.ndarray, np.ndarray]:
     """A perspective matrix moving the text box's corners: rotation, slant and keystone.
 
     Returns (3x3 matrix, the four transformed corners).
@@ -82,15 +118,16 @@ def _geometry(box: tuple[int, int, int, int], rng: np.random.Generator) -> tuple
     x0, y0, x1, y1 = box
     src = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float32)
     c = src.mean(axis=0)
-    angle = rng.normal(0, 2.0) if rng.random() < 0.75 else rng.uniform(-18, 18)
+    tilt = rng.random() < 1 - style.rotate_p  # mostly a small tilt, sometimes any angle in range
+    angle = rng.normal(0, 2.0) if tilt else rng.uniform(-style.rotate_max, style.rotate_max)
     t = np.deg2rad(angle)
     rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]], dtype=np.float32)
     shear = rng.uniform(-0.35, 0.35) if rng.random() < 0.2 else 0.0
     sh = np.array([[1, shear], [0, 1]], dtype=np.float32)
     dst = (src - c) @ (rot @ sh).T + c
-    if rng.random() < 0.45:  # keystone: photographed at an angle
+    if rng.random() < style.keystone_p:  # keystone: photographed at an angle
         h = y1 - y0
-        strength = rng.uniform(0.05, 0.35) if rng.random() < 0.8 else rng.uniform(0.3, 0.6)
+        strength = rng.uniform(0.05, 0.35) if rng.random() < 0.8 else rng.uniform(0.3, style.keystone_max)
         dst = dst + rng.uniform(-1, 1, size=(4, 2)).astype(np.float32) * strength * h
     return cv2.getPerspectiveTransform(src, dst.astype(np.float32)), dst
 
@@ -108,11 +145,12 @@ def _final_height(rng: np.random.Generator) -> int:
 class Renderer:
     """Draws labelled word crops from a list of fonts and a :class:`Corpus`."""
 
-    def __init__(self, fonts: list[FontInfo], corpus: Corpus):
+    def __init__(self, fonts: list[FontInfo], corpus: Corpus, style: Style = DEFAULT):
         if not fonts:
             raise ValueError("Renderer needs at least one font")
         self.families = group_by_family(fonts)
         self.corpus = corpus
+        self.style = style
 
     def pick_font(self, rng: np.random.Generator) -> FontInfo:
         """A family uniformly, then a style within it: no collection dominates by file count.
@@ -132,6 +170,7 @@ class Renderer:
 
     def render(self, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         """One (BGR uint8 image, label) pair."""
+        style = self.style
         info = self.pick_font(rng)
         text = self.corpus.sample(rng)
         if info.caps_only:
@@ -149,7 +188,7 @@ class Renderer:
         _draw_text(ImageDraw.Draw(main), mx, baseline, text, font, spacing)
         main_a = np.asarray(main)
         fill_a = main_a
-        if rng.random() < 0.35:  # other words beside, above or below: real crops catch them
+        if rng.random() < style.clutter_p:  # other words beside, above or below: real crops catch them
             other = Image.new("L", (cw, ch), 0)
             d = ImageDraw.Draw(other)
             if rng.random() < 0.6:
@@ -172,7 +211,10 @@ class Renderer:
             fill_a = np.maximum(main_a, np.asarray(other))
 
         masks = np.dstack([main_a, fill_a])
-        if rng.random() < 0.12:
+        if style.arc_p and rng.random() < style.arc_p:
+            masks = _arc(masks, rng, style.arc_span)
+            ch, cw = masks.shape[:2]
+        elif rng.random() < style.curve_p:
             masks = _curve(masks, rng, size)
         box = _bbox(masks[..., 0])
         if box is None:  # whitespace-only glyph run: should not happen with checked fonts
@@ -186,14 +228,16 @@ class Renderer:
         img = img + (fg - img) * fill[..., None]
         img = effects.lighting(img, rng)
 
-        matrix, corners = _geometry(box, rng)
+        matrix, corners = _geometry(box, rng, style)
         text_h = box[3] - box[1]
         # Crop padding in units of the text height: mostly tight as in the benchmarks (a pixel into
         # the ink at worst), sometimes loose. Order: left, top, right, bottom.
-        if rng.random() < 0.85:
+        if rng.random() < 1 - style.loose_p:
             pad = rng.uniform([-0.02, -0.06, -0.02, -0.06], [0.2, 0.16, 0.2, 0.16]) * text_h
         else:
             pad = rng.uniform(0.15, 0.6, size=4) * text_h
+        if style.cut_p and rng.random() < style.cut_p:  # the crop cuts into the first or last letter
+            pad[0 if rng.random() < 0.5 else 2] = -rng.uniform(0.05, 0.25) * text_h
         x0 = corners[:, 0].min() - pad[0]
         y0 = corners[:, 1].min() - pad[1]
         x1 = corners[:, 0].max() + pad[2]
@@ -215,15 +259,15 @@ class Renderer:
         fw = int(np.clip(fw, 4, 30 * fh))
         interp = cv2.INTER_AREA if fh < out_h else cv2.INTER_LINEAR
         blur_p = 0.35
-        if rng.random() < 0.12:  # captured tiny, shown bigger: blocky or smeared letters
-            sh_ = max(6, int(fh * rng.uniform(0.35, 0.7)))
+        if rng.random() < style.lowres_p:  # captured tiny, shown bigger: blocky or smeared letters
+            sh_ = max(6, int(fh * rng.uniform(*style.lowres_scale)))
             small = cv2.resize(img, (max(4, fw * sh_ // fh), sh_), interpolation=cv2.INTER_AREA)
             up = cv2.INTER_NEAREST if rng.random() < 0.3 else cv2.INTER_LINEAR
             img = cv2.resize(small, (fw, fh), interpolation=up)
             blur_p = 0.1
         else:
             img = cv2.resize(img, (fw, fh), interpolation=interp)
-        img = effects.degrade(img, rng, blur_p)
+        img = effects.degrade(img, rng, blur_p, style.motion_p)
         return img.astype(np.uint8), text
 
 

@@ -27,6 +27,7 @@ from crnn.synth import effects
 from crnn.synth.corpus import Corpus, load_words
 from crnn.synth.fonts import FontInfo, discover_fonts
 from crnn.synth.render import Renderer, sample_rng
+from crnn.synth.styles import get_style
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,9 @@ def shard_count(path: Path) -> int:
 _renderer: Renderer | None = None
 
 
-def _init_worker(fonts: list[FontInfo], words: list[str]) -> None:
+def _init_worker(fonts: list[FontInfo], words: list[str], style: str = "default") -> None:
     global _renderer
-    _renderer = Renderer(fonts, Corpus(words))
+    _renderer = Renderer(fonts, Corpus(words), get_style(style))
 
 
 def _render_chunk(task: tuple[int, int, int, int]) -> list[tuple[bytes, str]]:
@@ -93,7 +94,7 @@ def _render_chunk(task: tuple[int, int, int, int]) -> list[tuple[bytes, str]]:
     for i in range(start, start + count):
         rng = sample_rng(seed, shard, i)
         img, label = _renderer.render(rng)
-        out.append((effects.encode(img, rng), label))
+        out.append((effects.encode(img, rng, _renderer.style.jpeg_low_p), label))
     return out
 
 
@@ -106,18 +107,24 @@ def _inputs_digest(fonts: list[FontInfo], words: list[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def _check_meta(out: Path, seed: int, shard_size: int, inputs: str) -> None:
+def _check_meta(out: Path, seed: int, shard_size: int, inputs: str, style: str = "default") -> None:
     """Refuse to resume a directory made with other settings: its shards would not match.
 
-    ``inputs`` (fonts + word list digest) is only compared when the old file recorded it.
+    ``inputs`` (fonts + word list digest) is only compared when the old file recorded it; ``style``
+    is recorded when it is not the default, so sets made before styles existed still resume.
     """
     meta_path = out / META_FILE
-    meta = {"generator_version": GENERATOR_VERSION, "seed": seed, "shard_size": shard_size, "inputs": inputs}
+    meta: dict[str, object] = {"generator_version": GENERATOR_VERSION, "seed": seed, "shard_size": shard_size,
+                               "inputs": inputs}
+    if style != "default":
+        meta["style"] = style
     if meta_path.is_file():
         old = json.loads(meta_path.read_text(encoding="utf-8"))
         diff = {
             k: (old.get(k), v) for k, v in meta.items() if old.get(k) != v and (k != "inputs" or k in old)
         }
+        if old.get("style", "default") != style:
+            diff["style"] = (old.get("style", "default"), style)
         if diff:
             raise ValueError(f"{out} was generated with other settings {diff} (old, new); use a new --out")
     else:
@@ -134,19 +141,21 @@ def generate(
     progress: bool = True,
     fonts: list[FontInfo] | None = None,
     words: list[str] | None = None,
+    style: str = "default",
 ) -> SynthStats:
     """Write ``num`` samples as LMDB shards under ``out``; see the module docstring.
 
     Raises:
         FileNotFoundError: no fonts or no word list (run ``scripts/install_fonts.sh``).
-        ValueError: ``out`` holds a set generated with another seed, shard size, version, fonts or
-            word list.
+        ValueError: ``out`` holds a set generated with another seed, shard size, version, fonts,
+            word list or style; or ``style`` is not in :data:`crnn.synth.styles.STYLES`.
     """
+    get_style(style)  # fail before scanning fonts
     out = Path(out)
     fonts = fonts if fonts is not None else discover_fonts()
     words = words if words is not None else load_words()
     plan = shard_plan(num, shard_size)
-    _check_meta(out, seed, shard_size, _inputs_digest(fonts, words))
+    _check_meta(out, seed, shard_size, _inputs_digest(fonts, words), style)
     todo: list[tuple[int, int]] = []
     skipped = 0
     for shard, target in enumerate(plan):
@@ -171,13 +180,13 @@ def generate(
     if workers > 1 and todo:
         # Start the workers before tqdm starts its monitor thread: forking a threaded process is unsafe.
         ctx = mp.get_context("fork" if hasattr(os, "fork") else "spawn")
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(fonts, words))
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(fonts, words, style))
     bar = tqdm(total=num, initial=skipped, unit="img", disable=not progress, smoothing=0.05)
     try:
         if pool is not None:
             results: Iterator[list[tuple[bytes, str]]] = pool.imap(_render_chunk, tasks())
         else:
-            _init_worker(fonts, words)
+            _init_worker(fonts, words, style)
             results = map(_render_chunk, tasks())
         writer: LmdbWriter | None = None
         current = -1
