@@ -173,18 +173,18 @@ def test_image_kinds_work_and_equal_8bit_rgb(client: TestClient, name: str, blob
 
 
 def test_decoding_matches_opencv_on_eval_crops() -> None:
-    """The service decodes with Pillow; training and ``crnn predict`` with OpenCV: pixels must agree."""
+    """The one decoder (Pillow) gives OpenCV's pixels (what PaddleOCR trains on) on real crops."""
     import random
 
     import cv2
 
-    from crnn.serve.images import decode_upload
+    from crnn.data.images import decode_image
     from tests.conftest import need_shared
 
     paths = sorted(p for p in need_shared("data", "eval").rglob("*") if p.suffix.lower() in {".jpg", ".png", ".webp"})
     for p in random.Random(0).sample(paths, 100):
         data = p.read_bytes()
-        ours = decode_upload(data, p.name, 10**8, 10**5)
+        ours = decode_image(data, p.name, 10**8, 10**5)
         assert np.array_equal(ours, cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)), p
 
 

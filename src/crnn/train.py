@@ -32,12 +32,21 @@ log = logging.getLogger(__name__)
 
 
 def _rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every RNG's state as tensors and plain data, so checkpoints load with ``weights_only=True``."""
+    key, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": {"key": key, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    npstate = state["numpy"]
+    if isinstance(npstate, dict):
+        keys = npstate["keys"].numpy().astype(np.uint32)
+        np.random.set_state((npstate["key"], keys, npstate["pos"], npstate["has_gauss"], npstate["cached_gaussian"]))
+    else:  # checkpoints written before: the tuple of np.random.get_state()
+        np.random.set_state(npstate)
     random.setstate(state["python"])
 
 
@@ -78,9 +87,7 @@ class Progress:
 
 def _load_weights(model: torch.nn.Module, path: str) -> None:
     state = checkpoint.load(path)
-    missing, unexpected = model.load_state_dict(state["model"], strict=False)
-    if missing or unexpected:
-        raise ValueError(f"pretrained model {path} does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    checkpoint.load_weights(model, state["model"], f"Global.pretrained_model {path}")
     log.info("loaded pretrained weights from %s", path)
 
 
@@ -130,7 +137,7 @@ class Trainer:
 
     def _resume(self, path: str) -> None:
         state = checkpoint.load(path)
-        self.model.load_state_dict(state.get("train_model", state["model"]))
+        checkpoint.load_weights(self.model, state.get("train_model", state["model"]), f"Global.checkpoints {path}")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         p = self.progress

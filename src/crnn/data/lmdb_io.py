@@ -13,7 +13,7 @@ from types import TracebackType
 
 import lmdb
 
-from crnn.data.transforms import decode_image
+from crnn.data.images import decode_image
 
 log = logging.getLogger(__name__)
 

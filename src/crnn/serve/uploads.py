@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
-from crnn.serve.images import ImageRejectedError, decode_upload
+from crnn.data.images import ImageRejectedError, decode_image
 from crnn.serve.schemas import ApiError, RecognizeJSON
 from crnn.serve.settings import ServeSettings
 
@@ -112,7 +112,7 @@ def decode_all(uploads: list[Upload], settings: ServeSettings) -> list[Any]:
     images = []
     for i, (name, filename, data) in enumerate(uploads):
         try:
-            images.append(decode_upload(data, name, settings.max_pixels, settings.max_side))
+            images.append(decode_image(data, name, settings.max_pixels, settings.max_side))
         except ImageRejectedError as e:
             raise ApiError(e.status, e.code, str(e), item=i, filename=filename) from e
     return images
