@@ -83,7 +83,7 @@ def rec(model_path: Path) -> Recognizer:
 
 @pytest.fixture(scope="module")
 def client(rec: Recognizer):
-    with TestClient(create_app(rec, LIMITS)) as c:
+    with TestClient(create_app(rec, LIMITS), base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -283,7 +283,7 @@ def test_openapi_describes_the_api(client: TestClient) -> None:
 
 
 def test_not_ready_before_startup(rec: Recognizer) -> None:
-    c = TestClient(create_app(rec, LIMITS))  # no `with`: the lifespan (model warm-up, batcher) never ran
+    c = TestClient(create_app(rec, LIMITS), base_url="http://127.0.0.1")  # no `with`: the lifespan (model warm-up, batcher) never ran
     assert c.get("/readyz").status_code == 503
     assert_error(c.post("/v1/recognize", files=files(GOOD)), 503, "not_ready")
 
@@ -297,7 +297,8 @@ def test_inference_failure_and_timeout_do_not_kill_the_service(rec: Recognizer) 
         time.sleep(mode["sleep"])
         return rec.run(batch)
 
-    with TestClient(create_app(fake_recognizer(rec, run), ServeSettings(timeout_s=0.2))) as c:
+    with TestClient(create_app(fake_recognizer(rec, run), ServeSettings(timeout_s=0.2)),
+                    base_url="http://127.0.0.1") as c:
         mode["fail"] = True
         assert_error(c.post("/v1/recognize", files=files(GOOD)), 500, "inference_failed")
         mode.update(fail=False, sleep=0.6)
@@ -421,7 +422,7 @@ def test_cli_serve_graceful_shutdown(model_path: Path) -> None:
             pytest.fail("server did not become ready")
         # A client that stops sending mid-body gets 408 after --timeout, and does not block others.
         with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
-            slow.sendall(b"POST /v1/recognize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            slow.sendall(b"POST /v1/recognize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                          b"Content-Length: 1000\r\n\r\n{\"images\": [")
             assert urllib.request.urlopen(base + "/healthz", timeout=2).status == 200
             assert slow.recv(4096).startswith(b"HTTP/1.1 408")

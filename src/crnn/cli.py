@@ -143,7 +143,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     run(ServeSettings(model=args.model, host=args.host, port=args.port, workers=args.workers, threads=args.threads,
                       max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_images=args.max_images,
-                      max_request_bytes=int(args.max_request_mb * 1024 * 1024), timeout_s=args.timeout))
+                      max_request_bytes=int(args.max_request_mb * 1024 * 1024), timeout_s=args.timeout,
+                      allowed_hosts=tuple(args.allowed_host), allow_cross_origin=args.allow_cross_origin))
     return 0
 
 
@@ -225,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=int, default=64, help="images per request")
     p.add_argument("--max-request-mb", type=float, default=16.0, help="request body size limit")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds a request may wait for its results")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a name clients reach the service by (Host header); repeat for more; '*' allows any "
+                        "(default: localhost, 127.0.0.1, ::1 and --host)")
+    p.add_argument("--allow-cross-origin", action="store_true",
+                   help="accept requests that web pages of other origins send from a browser (refused by default)")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX (verified against PyTorch), optionally int8")
