@@ -283,7 +283,8 @@ def test_openapi_describes_the_api(client: TestClient) -> None:
 
 
 def test_not_ready_before_startup(rec: Recognizer) -> None:
-    c = TestClient(create_app(rec, LIMITS), base_url="http://127.0.0.1")  # no `with`: the lifespan (model warm-up, batcher) never ran
+    c = TestClient(create_app(rec, LIMITS),
+                   base_url="http://127.0.0.1")  # no `with`: the lifespan (model warm-up, batcher) never ran
     assert c.get("/readyz").status_code == 503
     assert_error(c.post("/v1/recognize", files=files(GOOD)), 503, "not_ready")
 

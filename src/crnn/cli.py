@@ -32,9 +32,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
                "-m", "crnn", "train", "-c", args.config, *(["-o", *args.override] if args.override else [])]
         log.info("running %s", " ".join(cmd))
         return subprocess.call(cmd)
-    from crnn.train import train
+    from crnn.train import TrainingStoppedError, train
 
-    train(cfg)
+    try:
+        train(cfg)
+    except TrainingStoppedError as e:
+        print(f"crnn train: {e}", file=sys.stderr)
+        return e.exit_code
     return 0
 
 
@@ -69,6 +73,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         for spec in args.sets:
             d, _, label = spec.partition(":")
             label_file = str(Path(d) / (label or args.label_file))
+            if not Path(label_file).is_file() and not any(Path(d).rglob("data.mdb")):
+                raise FileNotFoundError(f"--sets {d}: no label file {label_file} and no LMDB (data.mdb) in it; "
+                                        "name the label file as DIR:LABELS or with --label-file")
             members.append(DatasetConfig(name="SimpleDataSet", data_dir=d, label_file_list=[label_file])
                            if Path(label_file).is_file() else DatasetConfig(name="LMDBDataSet", data_dir=d))
         dataset_cfg = DatasetConfig(name="MixDataSet", datasets=members, transforms=dataset_cfg.transforms)
@@ -106,6 +113,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     rec = Recognizer.from_checkpoint(args.model or args.checkpoint, batch_size=args.batch_size,
                                      num_threads=args.threads)
     paths = expand_inputs(args.inputs)
+    if not paths:
+        print(f"error: no image files ({', '.join(sorted(IMAGE_EXTS))}) in {' '.join(args.inputs)}", file=sys.stderr)
+        return 1
     images, good, failed = [], [], 0
     for p in paths:
         try:
@@ -282,9 +292,12 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         return int(args.func(args))
-    except (ConfigError, FileNotFoundError, ValueError) as e:
+    except (ConfigError, OSError, ValueError) as e:  # a user's mistake or the machine's state: one line
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
