@@ -81,7 +81,7 @@ def create_app(recognizer: Recognizer, settings: ServeSettings | None = None) ->
                   description="CRNN scene-text recognition of cropped word images, with dynamic batching.")
     app.add_middleware(HostOriginGuard, hosts=settings.host_names(), allow_cross_origin=settings.allow_cross_origin)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # added last = outermost: counts the guard's refusals
-    budget = PixelBudget(settings.max_inflight_pixels)
+    budget = app.state.pixel_budget = PixelBudget(settings.max_inflight_pixels)
     app.state.settings = settings
     app.state.metrics = metrics
 
