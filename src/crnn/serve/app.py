@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 import crnn
 from crnn.predict import Recognizer
 from crnn.serve.batcher import MicroBatcher, OverloadedError, recognize
-from crnn.serve.guard import HostOriginGuard, PixelBudget
+from crnn.serve.guard import HostOriginGuard, PixelBudget, return_memory
 from crnn.serve.metrics import Metrics, MetricsMiddleware, label_path
 from crnn.serve.schemas import (
     RECOGNIZE_BODY,
@@ -41,6 +41,7 @@ from crnn.serve.uploads import decode_all, measure_all, read_uploads
 
 log = logging.getLogger("crnn.serve")
 INDEX_HTML = Path(__file__).parent / "static" / "index.html"
+LARGE_REQUEST_PIXELS = 1_000_000  # after a request this large, freed memory is handed back to the OS
 
 
 def _error_response(metrics: Metrics, path: str, e: ApiError) -> JSONResponse:
@@ -140,6 +141,9 @@ def create_app(recognizer: Recognizer, settings: ServeSettings | None = None) ->
             raise ApiError(500, "inference_failed", f"inference failed: {type(e).__name__}: {e}") from e
         finally:
             budget.release(pixels)
+            images = []
+            if pixels >= LARGE_REQUEST_PIXELS:
+                await run_in_threadpool(return_memory)
         return RecognizeResponse(results=[
             Recognition(text=p.text, confidence=min(max(p.confidence, 0.0), 1.0),
                         char_confidences=p.char_confidences if char_confidences else None) for p in preds])

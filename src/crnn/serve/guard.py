@@ -10,9 +10,12 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import time
 import urllib.parse
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -92,3 +95,24 @@ class PixelBudget:
     def overloaded(self) -> bool:
         """A request was refused for overload within the last ``OVERLOAD_MEMORY_S`` seconds."""
         return time.monotonic() - self.refused_at < OVERLOAD_MEMORY_S
+
+
+def _libc_malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_MALLOC_TRIM = _libc_malloc_trim()
+
+
+def return_memory() -> None:
+    """Give freed heap memory back to the OS (glibc keeps it in per-thread arenas otherwise).
+
+    Called after a request that decoded large images: without it the pool threads' arenas kept the
+    peak of the largest requests resident long after they were answered.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
