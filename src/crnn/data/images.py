@@ -17,6 +17,7 @@ file gives the same pixels everywhere (``deploy/cpp`` follows the same rules, se
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -91,8 +92,10 @@ def image_size(data: bytes, name: str, max_pixels: int = MAX_PIXELS, max_side: i
         # Pillow's own decompression-bomb guard sits far above our limits, which are checked first.
         w, h = Image.open(io.BytesIO(data)).size
     except Image.DecompressionBombError as e:  # Pillow's guard (> 179 M pixels) fires while opening
-        raise ImageRejectedError(413, "image_too_large", f"{name} is over {2 * (Image.MAX_IMAGE_PIXELS or 0)} "
-                                 f"pixels; the limit is {max_pixels} pixels and {max_side} per side") from e
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"has {found.group(1)} pixels" if found else f"is over {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels"
+        raise ImageRejectedError(413, "image_too_large", f"{name} {size}; the limit is {max_pixels} pixels and "
+                                 f"{max_side} per side") from e
     except Image.UnidentifiedImageError as e:
         raise ImageRejectedError(422, "not_an_image", f"{name} is not an image in a known format "
                                  f"({len(data)} bytes)") from e
