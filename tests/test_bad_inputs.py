@@ -353,6 +353,18 @@ def test_disk_full_while_saving(tiny_set: Path, tmp_path: Path, monkeypatch: pyt
     assert not list((tmp_path / "run").glob("*.tmp")) and not list((tmp_path / "run").glob(".*.tmp"))
 
 
+def test_empty_eval_set_stops_training_before_it_starts(tiny_set: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("images/000.png\t???\n")  # nothing left after the 36-char normalisation
+    cfg = tiny_config(tiny_set, tmp_path / "run", max_steps=2)
+    cfg["Eval"]["dataset"] = {**cfg["Eval"]["dataset"], "label_file_list": [str(empty)]}
+    (tmp_path / "c.yml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", "-c", str(tmp_path / "c.yml")]) == 2
+    one_error(capsys, empty, "no usable sample")
+    assert not (tmp_path / "run" / "latest.pt").exists()
+
+
 def test_latest_every_n_steps_orphans_and_metrics_on_resume(tiny_set: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from crnn.config import config_from_dict

@@ -24,7 +24,7 @@ from crnn.data.datasets import build_dataset, train_label_check
 from crnn.data.loader import Batch, build_loader
 from crnn.decode import greedy_decode
 from crnn.distributed import DistInfo, barrier, broadcast, cleanup, init_distributed
-from crnn.evaluate import evaluate_sets, format_table
+from crnn.evaluate import eval_datasets, evaluate_sets, format_table
 from crnn.logs import MetricsLog, SmoothedValue
 from crnn.loss import ctc_loss
 from crnn.metrics import RecMetric, make_normalizer
@@ -157,9 +157,15 @@ class Trainer:
         dataset = build_dataset(cfg.Train.dataset, train_label_check(self.charset.normalize, g.max_text_length),
                                 train=True, strict=g.strict_data, seed=g.seed, normalize=self.charset.normalize)
         if len(dataset) == 0:
-            raise ValueError("the training set has no usable sample")
+            raise ValueError(f"the training set ({', '.join(src.name for src in dataset.sources)}) has no usable "
+                             "sample")
         self.loader, self.sampler = build_loader(dataset, cfg.Train.loader, self.charset, g.seed,
                                                  info.rank, info.world_size)
+        if cfg.Eval is not None:  # an empty eval set must stop the run now, not at its first evaluation
+            normalize = make_normalizer(cfg.Metric.is_filter, cfg.Metric.ignore_space, self.charset.normalize)
+            for _, eval_set in eval_datasets(cfg.Eval.dataset, normalize, g.strict_data):
+                if len(eval_set) == 0:
+                    raise ValueError(f"evaluation set {eval_set.sources[0].name} has no usable sample")
         self.steps_per_epoch = max(1, len(self.loader))
         self.optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], cfg.Optimizer)
         self.scheduler = build_scheduler(self.optimizer, cfg.Optimizer, self.steps_per_epoch, g.epoch_num)
