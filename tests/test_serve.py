@@ -178,7 +178,7 @@ def test_decoding_matches_opencv_on_eval_crops() -> None:
 
     import cv2
 
-    from crnn.data.images import decode_image
+    from crnn.data.images import decode_image, pil_to_bgr
     from tests.conftest import need_shared
 
     paths = sorted(p for p in need_shared("data", "eval").rglob("*") if p.suffix.lower() in {".jpg", ".png", ".webp"})
@@ -186,6 +186,8 @@ def test_decoding_matches_opencv_on_eval_crops() -> None:
         data = p.read_bytes()
         ours = decode_image(data, p.name, 10**8, 10**5)
         assert np.array_equal(ours, cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)), p
+        # decode_image takes OpenCV for plain JPEG / WebP: Pillow's own decoding must give the same pixels
+        assert np.array_equal(ours, pil_to_bgr(Image.open(io.BytesIO(data)))), p
 
 
 def test_transparency_composited_on_white(client: TestClient) -> None:
