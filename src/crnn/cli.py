@@ -22,6 +22,34 @@ def _add_config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="override config values, e.g. -o Global.max_steps=100 Train.loader.num_workers=2")
 
 
+def _wait_forwarding_signals(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for torchrun; SIGTERM is passed on and Ctrl-C (which the ranks get too) only waits, so every
+    rank can finish its step and rank 0 save latest.pt (``subprocess.call`` would kill torchrun instead)."""
+    import signal
+
+    got: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        got.append(signum)
+        proc.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        while True:
+            try:
+                rc = proc.wait()
+                break
+            except KeyboardInterrupt:
+                got.append(signal.SIGINT)
+                log.info("waiting for the ranks to save latest.pt and stop")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if got:  # torchrun reports the signal as its own failure; the ranks have saved latest.pt
+        print(f"crnn train: stopped by {signal.Signals(got[0]).name}", file=sys.stderr)
+        return 128 + got[0]
+    return rc
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from crnn.config import load_config
 
@@ -31,7 +59,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(args.nproc),
                "-m", "crnn", "train", "-c", args.config, *(["-o", *args.override] if args.override else [])]
         log.info("running %s", " ".join(cmd))
-        return subprocess.call(cmd)
+        return _wait_forwarding_signals(subprocess.Popen(cmd))
     from crnn.train import TrainingStoppedError, train
 
     try:

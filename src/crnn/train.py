@@ -63,7 +63,7 @@ class TrainingStoppedError(Exception):
 
 
 class StopRequest:
-    """Turns the first SIGINT/SIGTERM into a request to stop after the current step; a second one aborts.
+    """Turns the first SIGINT/SIGTERM into a request to stop after the current step; a second Ctrl-C aborts.
 
     Stopping between steps keeps the saved state exact: the weights, optimizer, step count and data
     position of ``latest.pt`` all describe the same moment, so a resume continues as if never stopped.
@@ -75,9 +75,12 @@ class StopRequest:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:
-            raise KeyboardInterrupt
+            # A second Ctrl-C is a person who will not wait; supervisors (torchrun) may repeat SIGTERM at once.
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
         self.signum = signum
-        log.warning("%s: stopping after this step and saving latest.pt (send it again to abort without saving)",
+        log.warning("%s: stopping after this step and saving latest.pt (Ctrl-C again aborts without saving)",
                     signal.Signals(signum).name)
 
     def __enter__(self) -> StopRequest:
