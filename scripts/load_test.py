@@ -6,9 +6,15 @@ from ../shared/data/eval per request (multipart), for a bounded number of reques
 
     python scripts/load_test.py --clients 16 --requests 600
     python scripts/load_test.py --url http://127.0.0.1:8000 --requests 200
+    python scripts/load_test.py --soak 40 --requests 300
 
 Prints throughput, p50/p99 latency, errors (must be 0: exit code 1 otherwise) and, when both
 configurations ran, the speed-up of dynamic batching over batch size 1.
+
+``--soak N`` instead starts one server and measures its memory (RSS from /proc) before and after
+N rounds of hostile requests from 4 clients at once (64 blank 2828x2828 PNGs in one request, a
+30000x30000 PNG bomb, requests at the pixel limit), then a normal load: every hostile request must get
+its 413 or 503, normal requests no error, and RSS must come back within ``--max-rss-growth-mb``.
 """
 
 from __future__ import annotations
@@ -173,6 +179,90 @@ def start_server(model: str, max_batch: int, max_wait_ms: float, threads: int, l
     sys.exit(f"error: server not ready after 60 s; see {log}")
 
 
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of process ``pid`` in MB, from /proc."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def png(w: int, h: int) -> bytes:
+    """A blank white w x h PNG (a few KB however large: what makes it a decompression bomb)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (w, h), 255).save(buf, "PNG", optimize=True)
+    return buf.getvalue()
+
+
+def hostile_requests() -> list[tuple[str, bytes, str, set[int]]]:
+    """(name, multipart body, content type, accepted statuses) of each kind of hostile request."""
+    def body(parts: list[bytes]) -> tuple[bytes, str]:
+        boundary = "crnnsoak"
+        out = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{i}.png"\r\n'
+                       f"Content-Type: image/png\r\n\r\n".encode() + p + b"\r\n" for i, p in enumerate(parts))
+        return out + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+    big, bomb, limit = png(2828, 2828), png(30000, 30000), png(2000, 2000)
+    return [("64 blank 2828x2828 PNGs", *body([big] * 64), {413}),
+            ("30000x30000 PNG bomb", *body([bomb]), {413}),
+            ("4 x 2000x2000 (at the request limit)", *body([limit] * 4), {200, 503})]
+
+
+def soak(model: str, crops: list[tuple[str, bytes]], rounds: int, clients: int, requests: int, threads: int,
+         max_growth_mb: float, log: Path) -> dict:
+    """Hostile rounds, then a normal load, against one server; RSS before and after."""
+    kinds = hostile_requests()
+    proc, port = start_server(model, 32, 5.0, threads, log)
+    try:
+        run_clients("127.0.0.1", port, crops, clients, 2 * clients, 30)  # warm-up
+        before, _ = rss_mb(proc.pid)
+        statuses: dict[str, dict[int, int]] = {name: {} for name, *_ in kinds}
+        bad: list[str] = []
+        lock = threading.Lock()
+
+        def attacker(cid: int) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            for r in range(rounds):
+                name, data, ctype, ok = kinds[(cid + r) % len(kinds)]
+                conn.request("POST", "/v1/recognize", data, {"Content-Type": ctype})
+                resp = conn.getresponse()
+                resp.read()
+                with lock:
+                    statuses[name][resp.status] = statuses[name].get(resp.status, 0) + 1
+                    if resp.status not in ok:
+                        bad.append(f"{name}: HTTP {resp.status}")
+                if resp.getheader("connection", "").lower() == "close":
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            conn.close()
+
+        t0 = time.perf_counter()
+        workers = [threading.Thread(target=attacker, args=(i,)) for i in range(4)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+        hostile_s = time.perf_counter() - t0
+        after_hostile, peak = rss_mb(proc.pid)
+        normal = measure("127.0.0.1", port, crops, clients, requests, 60)
+        after, peak = rss_mb(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    result = {"rounds": rounds, "hostile_seconds": hostile_s, "statuses": statuses, "unexpected": bad[:5],
+              "rss_before_mb": before, "rss_after_hostile_mb": after_hostile, "rss_after_mb": after,
+              "rss_peak_mb": peak, "normal": normal, "max_growth_mb": max_growth_mb}
+    print(f"hostile: {rounds} rounds x 4 clients in {hostile_s:.1f} s; statuses {statuses}")
+    report("normal load after", normal)
+    print(f"server RSS: before {before:.0f} MB, after hostile {after_hostile:.0f} MB, after all {after:.0f} MB, "
+          f"peak {peak:.0f} MB (allowed growth {max_growth_mb:g} MB)")
+    for e in bad[:5]:
+        print(f"    unexpected: {e}")
+    return result
+
+
 def report(name: str, r: dict) -> None:
     print(f"{name:<24} {r['requests']:>6} req {r['errors']:>3} err {r['throughput']:>8.1f} req/s "
           f"p50 {r['p50_ms']:>7.1f} ms  p99 {r['p99_ms']:>7.1f} ms  mean batch {r.get('mean_batch', float('nan')):.1f}")
@@ -193,12 +283,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-wait-ms", type=float, default=5.0)
     ap.add_argument("--threads", type=int, default=1, help="server inference threads")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--soak", type=int, metavar="ROUNDS", help="memory soak test: hostile rounds per client, then "
+                    "--requests normal requests (starts its own server)")
+    ap.add_argument("--max-rss-growth-mb", type=float, default=200.0, help="soak: allowed RSS growth")
     args = ap.parse_args(argv)
 
     crops = load_crops(args.data, args.crops, seed=0)
     print(f"{len(crops)} crops from {args.data}; {args.clients} clients; {args.requests} requests "
           f"(cap {args.seconds:g} s) per configuration")
     results: dict[str, dict] = {}
+    if args.soak:
+        if not 1 <= args.soak <= 1000:
+            sys.exit("error: --soak takes 1..1000 rounds")
+        with tempfile.TemporaryDirectory() as tmp:
+            model = args.model or untrained_model(Path(tmp))
+            r = soak(model, crops, args.soak, args.clients, args.requests, args.threads, args.max_rss_growth_mb,
+                     Path(tmp) / "server.log")
+        if args.json:
+            args.json.write_text(json.dumps(r, indent=2))
+        grew = r["rss_after_mb"] - r["rss_before_mb"]
+        failed = bool(r["unexpected"]) or r["normal"]["errors"] > 0 or grew > args.max_rss_growth_mb
+        print(f"soak: RSS grew {grew:+.0f} MB; {'FAILED' if failed else 'ok'}")
+        return 1 if failed else 0
     if args.url:
         host, port = check_loopback(args.url)
         results["target"] = measure(host, port, crops, args.clients, args.requests, args.seconds)

@@ -136,3 +136,42 @@ def test_cpp_bad_model_or_usage(cpp_bin: Path, onnx_model: Path, tmp_path: Path)
     assert r.returncode == 2 and "fake.onnx is not a loadable ONNX model" in r.stderr, r.stderr
     r = run_cpp(cpp_bin, onnx_model)
     assert r.returncode == 2 and "no IMAGE given" in r.stderr, r.stderr
+
+
+# ---------------------------------------------------------------- bad inputs: the rules of crnn.data.images
+
+@pytest.mark.parametrize("kind", ["truncated JPEG", "pixel bomb", "transparent"])
+def test_cpp_bad_images_follow_the_python_rules(kind: str, cpp_bin: Path, onnx_model: Path, tmp_path: Path) -> None:
+    """The same file gets the same answer as in Python: refused with one line naming it, or the same text."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from crnn.predict import Recognizer
+    from tests.conftest import draw_word
+    from tests.test_serve import png_header
+
+    path = tmp_path / ("x.jpg" if "JPEG" in kind else "x.png")
+    if kind == "truncated JPEG":
+        buf = io.BytesIO()
+        draw_word("stop", 1).save(buf, "JPEG")
+        path.write_bytes(buf.getvalue()[:-300])
+    elif kind == "pixel bomb":
+        path.write_bytes(png_header(30000, 30000))
+    else:  # black text on a transparent background whose pixels are (0, 0, 0, 0)
+        alpha = 255 - np.asarray(draw_word("hello", 1).convert("L"))
+        rgba = np.zeros((*alpha.shape, 4), np.uint8)
+        rgba[..., 3] = np.where(alpha > 128, 255, 0)
+        Image.fromarray(rgba, "RGBA").save(path)
+    r = run_cpp(cpp_bin, onnx_model, path)
+    if kind == "transparent":
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split("\t")[1] == Recognizer(onnx_model, num_threads=1)([path])[0].text
+        return
+    assert r.returncode == 1
+    lines = [line for line in r.stderr.splitlines() if "error:" in line]
+    assert len(lines) == 1 and str(path) in lines[0], r.stderr
+    assert ("truncated" if "JPEG" in kind else "the limit is 4000000 pixels") in lines[0]
+    with pytest.raises(ValueError, match="truncated" if "JPEG" in kind else "limit is 4000000"):
+        Recognizer(onnx_model, num_threads=1)([path])

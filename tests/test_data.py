@@ -8,7 +8,8 @@ import pytest
 from crnn.charset import Charset
 from crnn.config import DatasetConfig, LoaderConfig
 from crnn.data.datasets import DataError, LmdbSource, RecDataset, build_dataset, train_label_check
-from crnn.data.lmdb_io import LmdbWriter, create_lmdb, decode_image, find_lmdb_dirs
+from crnn.data.images import decode_image
+from crnn.data.lmdb_io import LmdbWriter, create_lmdb, find_lmdb_dirs
 from crnn.data.loader import EpochSampler, build_loader, epoch_indices
 
 CS = Charset.from_config(None)

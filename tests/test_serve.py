@@ -83,7 +83,7 @@ def rec(model_path: Path) -> Recognizer:
 
 @pytest.fixture(scope="module")
 def client(rec: Recognizer):
-    with TestClient(create_app(rec, LIMITS)) as c:
+    with TestClient(create_app(rec, LIMITS), base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -173,19 +173,21 @@ def test_image_kinds_work_and_equal_8bit_rgb(client: TestClient, name: str, blob
 
 
 def test_decoding_matches_opencv_on_eval_crops() -> None:
-    """The service decodes with Pillow; training and ``crnn predict`` with OpenCV: pixels must agree."""
+    """The one decoder (Pillow) gives OpenCV's pixels (what PaddleOCR trains on) on real crops."""
     import random
 
     import cv2
 
-    from crnn.serve.images import decode_upload
+    from crnn.data.images import decode_image, pil_to_bgr
     from tests.conftest import need_shared
 
     paths = sorted(p for p in need_shared("data", "eval").rglob("*") if p.suffix.lower() in {".jpg", ".png", ".webp"})
     for p in random.Random(0).sample(paths, 100):
         data = p.read_bytes()
-        ours = decode_upload(data, p.name, 10**8, 10**5)
+        ours = decode_image(data, p.name, 10**8, 10**5)
         assert np.array_equal(ours, cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)), p
+        # decode_image takes OpenCV for plain JPEG / WebP: Pillow's own decoding must give the same pixels
+        assert np.array_equal(ours, pil_to_bgr(Image.open(io.BytesIO(data)))), p
 
 
 def test_transparency_composited_on_white(client: TestClient) -> None:
@@ -283,7 +285,8 @@ def test_openapi_describes_the_api(client: TestClient) -> None:
 
 
 def test_not_ready_before_startup(rec: Recognizer) -> None:
-    c = TestClient(create_app(rec, LIMITS))  # no `with`: the lifespan (model warm-up, batcher) never ran
+    c = TestClient(create_app(rec, LIMITS),
+                   base_url="http://127.0.0.1")  # no `with`: the lifespan (model warm-up, batcher) never ran
     assert c.get("/readyz").status_code == 503
     assert_error(c.post("/v1/recognize", files=files(GOOD)), 503, "not_ready")
 
@@ -297,7 +300,8 @@ def test_inference_failure_and_timeout_do_not_kill_the_service(rec: Recognizer) 
         time.sleep(mode["sleep"])
         return rec.run(batch)
 
-    with TestClient(create_app(fake_recognizer(rec, run), ServeSettings(timeout_s=0.2))) as c:
+    with TestClient(create_app(fake_recognizer(rec, run), ServeSettings(timeout_s=0.2)),
+                    base_url="http://127.0.0.1") as c:
         mode["fail"] = True
         assert_error(c.post("/v1/recognize", files=files(GOOD)), 500, "inference_failed")
         mode.update(fail=False, sleep=0.6)
@@ -421,7 +425,7 @@ def test_cli_serve_graceful_shutdown(model_path: Path) -> None:
             pytest.fail("server did not become ready")
         # A client that stops sending mid-body gets 408 after --timeout, and does not block others.
         with socket.create_connection(("127.0.0.1", port), timeout=10) as slow:
-            slow.sendall(b"POST /v1/recognize HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            slow.sendall(b"POST /v1/recognize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                          b"Content-Length: 1000\r\n\r\n{\"images\": [")
             assert urllib.request.urlopen(base + "/healthz", timeout=2).status == 200
             assert slow.recv(4096).startswith(b"HTTP/1.1 408")

@@ -31,7 +31,7 @@ class Charset:
         path = Path(character_dict_path)
         if not path.is_file():
             raise FileNotFoundError(f"character_dict_path {path} not found")
-        chars = [line.rstrip("\r\n") for line in path.read_text(encoding="utf-8").splitlines()]
+        chars = [line.rstrip("\r\n") for line in path.read_text(encoding="utf-8-sig").splitlines()]
         if use_space_char:
             chars.append(" ")
         return cls(chars, lower=False)

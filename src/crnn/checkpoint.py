@@ -1,16 +1,38 @@
-"""Checkpoints: weights + config + charset (+ training state), written atomically."""
+"""Checkpoints: weights + config + charset (+ training state), written atomically, read without pickle code.
+
+A model file is treated as hostile: ``load`` uses ``torch.load(weights_only=True)``, which only
+rebuilds tensors and plain data (dict, list, tuple, str, numbers, None). The only extra types
+allowed are the numpy array pieces that checkpoints written before numpy RNG state was stored as
+a tensor hold; a file that needs anything else (a class, a function such as ``os.system``) is
+refused before any of it runs.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
+import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 FORMAT_VERSION = 1
 SUFFIX = ".pt"
+
+
+def _numpy_globals() -> list[Any]:
+    """numpy's array-rebuilding functions and types: what an old checkpoint's ``np.random.get_state()`` needs."""
+    multiarray = getattr(np, "_core", None) or np.core  # numpy 2 moved np.core to np._core
+    found = [multiarray.multiarray._reconstruct, np.ndarray, np.dtype]
+    found += [type(np.dtype(t)) for t in (np.uint32, np.int64, np.float64)]
+    return found
+
+
+SAFE_GLOBALS = _numpy_globals()
 
 
 def resolve(path: str | os.PathLike[str]) -> Path:
@@ -27,6 +49,9 @@ def save(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` via a temporary file and an atomic rename.
 
     A crash mid-write leaves the previous checkpoint intact.
+
+    Raises:
+        OSError: the write failed; a full disk says "no space left on device" and names the file.
     """
     path = Path(path)
     if path.suffix != SUFFIX:
@@ -39,23 +64,68 @@ def save(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            raise OSError(errno.ENOSPC, f"cannot save checkpoint {path}: no space left on device") from e
+        if isinstance(e, RuntimeError) and "No space left" in str(e):  # torch's zip writer wraps the OSError
+            raise OSError(errno.ENOSPC, f"cannot save checkpoint {path}: no space left on device") from e
         raise
     return path
 
 
+def remove_orphans(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete temporary files ``save`` left behind when a process was killed mid-write; returns them."""
+    folder = Path(folder)
+    gone = sorted(folder.glob(f".*{SUFFIX}.*.tmp")) if folder.is_dir() else []
+    for p in gone:
+        p.unlink(missing_ok=True)
+    return gone
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a checkpoint written by ``save`` (or the bundled model).
+    """Read a checkpoint written by ``save`` (or the bundled model) without running code from it.
 
     Raises:
-        ValueError: the file is not a crnn checkpoint; the message names it.
+        ValueError: the file is not a crnn checkpoint, or needs Python objects beyond tensors and
+            plain data (refused, nothing in it has run); a one-line message names it.
     """
     p = resolve(path)
     try:
-        state = torch.load(p, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            state = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        what = f" ({found.group(1)})" if found else ""
+        raise ValueError(f"{p} refused: it holds Python objects{what} beyond the tensors and plain data of a "
+                         "crnn checkpoint; crnn never runs code from a model file") from e
     except Exception as e:  # torch raises many types for a corrupt file
-        raise ValueError(f"{p} is not a readable crnn checkpoint: {e}") from e
+        raise ValueError(f"{p} is not a readable crnn checkpoint: {_first_line(e)}") from e
     if not isinstance(state, dict) or "model" not in state or "config" not in state or "charset" not in state:
         raise ValueError(f"{p} is not a crnn checkpoint (needs model, config and charset entries)")
     return state
+
+
+def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], name: str | os.PathLike[str],
+                 strict: bool = True) -> None:
+    """``model.load_state_dict(weights)`` with a one-line error naming the checkpoint when it does not fit.
+
+    Raises:
+        ValueError: missing or unexpected keys or a shape mismatch (e.g. a charset of another size).
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    wrong = [f"{k} {tuple(weights[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+             if k in weights and tuple(weights[k].shape) != tuple(v.shape)]
+    if wrong or (strict and (missing or unexpected)) or (not strict and unexpected):
+        parts = [f"{len(wrong)} shapes differ, e.g. {wrong[0]}" if wrong else "",
+                 f"missing {missing[:3]}" if missing else "", f"unexpected {unexpected[:3]}" if unexpected else ""]
+        raise ValueError(f"checkpoint {name} does not fit this model (another architecture or charset?): "
+                         + "; ".join(x for x in parts if x))
+    model.load_state_dict(weights, strict=strict)

@@ -22,6 +22,34 @@ def _add_config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="override config values, e.g. -o Global.max_steps=100 Train.loader.num_workers=2")
 
 
+def _wait_forwarding_signals(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for torchrun; SIGTERM is passed on and Ctrl-C (which the ranks get too) only waits, so every
+    rank can finish its step and rank 0 save latest.pt (``subprocess.call`` would kill torchrun instead)."""
+    import signal
+
+    got: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        got.append(signum)
+        proc.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        while True:
+            try:
+                rc = proc.wait()
+                break
+            except KeyboardInterrupt:
+                got.append(signal.SIGINT)
+                log.info("waiting for the ranks to save latest.pt and stop")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if got:  # torchrun reports the signal as its own failure; the ranks have saved latest.pt
+        print(f"crnn train: stopped by {signal.Signals(got[0]).name}", file=sys.stderr)
+        return 128 + got[0]
+    return rc
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from crnn.config import load_config
 
@@ -31,10 +59,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(args.nproc),
                "-m", "crnn", "train", "-c", args.config, *(["-o", *args.override] if args.override else [])]
         log.info("running %s", " ".join(cmd))
-        return subprocess.call(cmd)
-    from crnn.train import train
+        return _wait_forwarding_signals(subprocess.Popen(cmd))
+    from crnn.train import TrainingStoppedError, train
 
-    train(cfg)
+    try:
+        train(cfg)
+    except TrainingStoppedError as e:
+        print(f"crnn train: {e}", file=sys.stderr)
+        return e.exit_code
     return 0
 
 
@@ -69,6 +101,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         for spec in args.sets:
             d, _, label = spec.partition(":")
             label_file = str(Path(d) / (label or args.label_file))
+            if not Path(label_file).is_file() and not any(Path(d).rglob("data.mdb")):
+                raise FileNotFoundError(f"--sets {d}: no label file {label_file} and no LMDB (data.mdb) in it; "
+                                        "name the label file as DIR:LABELS or with --label-file")
             members.append(DatasetConfig(name="SimpleDataSet", data_dir=d, label_file_list=[label_file])
                            if Path(label_file).is_file() else DatasetConfig(name="LMDBDataSet", data_dir=d))
         dataset_cfg = DatasetConfig(name="MixDataSet", datasets=members, transforms=dataset_cfg.transforms)
@@ -106,6 +141,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     rec = Recognizer.from_checkpoint(args.model or args.checkpoint, batch_size=args.batch_size,
                                      num_threads=args.threads)
     paths = expand_inputs(args.inputs)
+    if not paths:
+        print(f"error: no image files ({', '.join(sorted(IMAGE_EXTS))}) in {' '.join(args.inputs)}", file=sys.stderr)
+        return 1
     images, good, failed = [], [], 0
     for p in paths:
         try:
@@ -143,7 +181,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     run(ServeSettings(model=args.model, host=args.host, port=args.port, workers=args.workers, threads=args.threads,
                       max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_images=args.max_images,
-                      max_request_bytes=int(args.max_request_mb * 1024 * 1024), timeout_s=args.timeout))
+                      max_request_bytes=int(args.max_request_mb * 1024 * 1024), timeout_s=args.timeout,
+                      allowed_hosts=tuple(args.allowed_host), allow_cross_origin=args.allow_cross_origin))
     return 0
 
 
@@ -225,6 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=int, default=64, help="images per request")
     p.add_argument("--max-request-mb", type=float, default=16.0, help="request body size limit")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds a request may wait for its results")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a name clients reach the service by (Host header); repeat for more; '*' allows any "
+                        "(default: localhost, 127.0.0.1, ::1 and --host)")
+    p.add_argument("--allow-cross-origin", action="store_true",
+                   help="accept requests that web pages of other origins send from a browser (refused by default)")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX (verified against PyTorch), optionally int8")
@@ -276,9 +320,12 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         return int(args.func(args))
-    except (ConfigError, FileNotFoundError, ValueError) as e:
+    except (ConfigError, OSError, ValueError) as e:  # a user's mistake or the machine's state: one line
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -234,6 +234,7 @@ class GlobalConfig:
     strict_data: bool = False  # raise on an unusable sample instead of skipping and counting it
     ema_decay: float | None = None  # keep an exponential moving average of the weights
     use_sync_bn: bool = False  # SyncBatchNorm across DDP ranks (GPUs only: a PyTorch limitation)
+    save_latest_step: int = 500  # also write latest.pt every this many steps (0: only at evaluations and epochs)
 
 
 @dataclass
@@ -405,9 +406,39 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"{key}: {value!r} is not supported (supported: {sorted(allowed)})")
     if cfg.Global.use_visualdl or cfg.Global.use_wandb:
         raise ConfigError("Global.use_visualdl/use_wandb: not supported; crnn logs JSONL and a PNG plot")
+    _validate_numbers(cfg)
     if cfg.Global.character_type not in (None, "en", "EN"):
         raise ConfigError(f"Global.character_type: {cfg.Global.character_type!r} is not supported; "
                           "use character_dict_path")
+
+
+def _validate_numbers(cfg: Config) -> None:
+    """Numbers that must be positive (or non-negative): a negative step count must not train 0 steps quietly."""
+    g, lr = cfg.Global, cfg.Optimizer.lr
+    positive = [("Global.epoch_num", g.epoch_num), ("Global.print_batch_step", g.print_batch_step),
+                ("Global.log_smooth_window", g.log_smooth_window), ("Global.max_text_length", g.max_text_length),
+                ("Global.max_steps", g.max_steps), ("Global.num_threads", g.num_threads),
+                ("Optimizer.lr.learning_rate", lr.learning_rate)]
+    non_negative = [("Global.save_epoch_step", g.save_epoch_step), ("Global.save_latest_step", g.save_latest_step),
+                    ("Optimizer.lr.warmup_epoch", lr.warmup_epoch), ("Optimizer.lr.warmup_steps", lr.warmup_steps),
+                    *((f"Global.eval_batch_step[{i}]", v) for i, v in enumerate(g.eval_batch_step))]
+    for split in ("Train", "Eval"):
+        sec: SplitConfig | None = getattr(cfg, split)
+        if sec is not None:
+            positive.append((f"{split}.loader.batch_size_per_card", sec.loader.batch_size_per_card))
+            non_negative.append((f"{split}.loader.num_workers", sec.loader.num_workers))
+            shape = sec.dataset.transforms.image_shape
+            if len(shape) != 3 or shape[0] not in (1, 3) or min(shape) < 1:
+                raise ConfigError(f"{split}.dataset.transforms.image_shape: expected [C, H, W] with C 1 or 3 and "
+                                  f"H, W >= 1, got {shape}")
+    for key, value in positive:
+        if value is not None and not value > 0:
+            raise ConfigError(f"{key}: must be > 0, got {value}")
+    for key, value in non_negative:
+        if value is not None and value < 0:
+            raise ConfigError(f"{key}: must be >= 0, got {value}")
+    if g.ema_decay is not None and not 0 < g.ema_decay < 1:
+        raise ConfigError(f"Global.ema_decay: must be between 0 and 1, got {g.ema_decay}")
 
 
 def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -479,8 +510,17 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     if not path.is_file():
         where = f" (named by {BASE_KEY} in {chain[-1]})" if chain else ""
         raise FileNotFoundError(f"config file {path} not found{where}")
-    with open(path, encoding="utf-8") as f:
-        data = yaml.safe_load(f) or {}
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            data = yaml.safe_load(f)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a text (UTF-8) YAML file: {e.reason} at byte {e.start}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(e, 'problem', None) or e}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the config file is empty")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     bases = data.pop(BASE_KEY, None) or []

@@ -96,6 +96,9 @@ def evaluate_sets(model: torch.nn.Module, cfg: Config, charset: Charset, dataset
     loader_cfg = replace(loader_cfg, shuffle=False, drop_last=False)
     sets: dict[str, dict[str, float]] = {}
     for name, ds in eval_datasets(dataset_cfg, normalize, cfg.Global.strict_data):
+        if len(ds) == 0:  # an accuracy over nothing would read as 0.00 and look like a result
+            raise ValueError(f"evaluation set {ds.sources[0].name} has no usable sample "
+                             f"({ds.skipped_labels} labels empty after normalisation)")
         loader, _ = build_loader(ds, loader_cfg, charset, seed=0)
         unique, k = name, 2
         while unique in sets:  # the same folder named twice, or two sets with one name

@@ -37,9 +37,31 @@ class MetricsLog:
             f.write(json.dumps(record) + "\n")
 
     def read(self) -> list[dict[str, Any]]:
+        """Every record; a line cut short by a killed process is left out."""
         if not self.path.is_file():
             return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line]
+        records = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return records
+
+    def truncate(self, step: int) -> int:
+        """Drop the records after ``step`` (a resumed run writes them again); returns how many were dropped."""
+        records = self.read()
+        keep = [r for r in records if int(r.get("step", 0)) <= step]
+        if self.path.is_file() and len(keep) != len(records):
+            tmp = self.path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
+            tmp.replace(self.path)
+        return len(records) - len(keep)
+
+    def remove_orphans(self) -> None:
+        """Delete the temporary files a killed process left behind."""
+        for tmp in (self.path.with_suffix(".jsonl.tmp"), self.plot_path.with_suffix(".tmp.png")):
+            tmp.unlink(missing_ok=True)
 
     def plot(self) -> None:
         """Loss and train accuracy per step, eval accuracy per evaluation."""

@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 
 from crnn.charset import Charset
-from crnn.data.transforms import decode_image, resize_norm, resized_width, to_model_order
+from crnn.data.images import array_to_bgr, decode_image
+from crnn.data.transforms import resize_norm, resized_width, to_model_order
 from crnn.decode import Prediction, greedy_decode
 
 ImageInput = str | os.PathLike[str] | Image.Image | np.ndarray
@@ -24,13 +25,14 @@ DEFAULT_MODEL = str(Path(__file__).parent / "assets" / "crnn_mv3_en.pt")
 
 
 def load_image(image: ImageInput) -> np.ndarray:
-    """Any supported input as an OpenCV BGR (h, w, 3) uint8 array.
+    """Any supported input as an OpenCV BGR (h, w, 3) uint8 array, decoded by ``crnn.data.images``.
 
-    Paths are decoded with OpenCV; PIL images and numpy arrays are taken as RGB (or grey, or RGBA,
-    whose alpha is dropped), the convention of PIL and of ``np.asarray(pil_image)``.
+    PIL images and numpy arrays are taken as RGB (or grey, or RGBA, composited over white), the
+    convention of PIL and of ``np.asarray(pil_image)``. Images over ``crnn.data.images.MAX_PIXELS``
+    are refused.
 
     Raises:
-        ValueError: unreadable file, empty image or unsupported array; the message names the input.
+        ValueError: unreadable file, empty, too large or unsupported image; the message names the input.
     """
     if isinstance(image, (str, os.PathLike)):
         try:
@@ -38,17 +40,7 @@ def load_image(image: ImageInput) -> np.ndarray:
         except OSError as e:
             raise ValueError(f"cannot read {image}: {e.strerror or e}") from e
         return decode_image(data, str(image))
-    if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"unsupported image type {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"image arrays must be uint8, got {image.dtype}")
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] not in (3, 4) or image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"unsupported image array shape {image.shape}")
-    return np.ascontiguousarray(image[:, :, 2::-1])  # RGB(A) -> BGR
+    return array_to_bgr(image)
 
 
 class Recognizer:

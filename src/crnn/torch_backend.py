@@ -22,7 +22,7 @@ def load_model(path: str | os.PathLike[str]) -> tuple[CRNN, Charset, Any]:
     charset = Charset.from_dict(state["charset"])
     model = build_model(cfg.Architecture, charset.num_classes)
     weights = {k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()}
-    model.load_state_dict(weights)
+    checkpoint.load_weights(model, weights, path)
     model.eval()
     return model, charset, cfg
 

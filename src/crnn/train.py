@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -21,7 +24,7 @@ from crnn.data.datasets import build_dataset, train_label_check
 from crnn.data.loader import Batch, build_loader
 from crnn.decode import greedy_decode
 from crnn.distributed import DistInfo, barrier, broadcast, cleanup, init_distributed
-from crnn.evaluate import evaluate_sets, format_table
+from crnn.evaluate import eval_datasets, evaluate_sets, format_table
 from crnn.logs import MetricsLog, SmoothedValue
 from crnn.loss import ctc_loss
 from crnn.metrics import RecMetric, make_normalizer
@@ -32,13 +35,63 @@ log = logging.getLogger(__name__)
 
 
 def _rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every RNG's state as tensors and plain data, so checkpoints load with ``weights_only=True``."""
+    key, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    assert isinstance(keys, np.ndarray)
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": {"key": key, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    npstate = state["numpy"]
+    if isinstance(npstate, dict):
+        keys = npstate["keys"].numpy().astype(np.uint32)
+        np.random.set_state((npstate["key"], keys, npstate["pos"], npstate["has_gauss"], npstate["cached_gaussian"]))
+    else:  # checkpoints written before: the tuple of np.random.get_state()
+        np.random.set_state(npstate)
     random.setstate(state["python"])
+
+
+class TrainingStoppedError(Exception):
+    """Training stopped early on SIGINT/SIGTERM after saving ``latest.pt``; ``exit_code`` is 128 + the signal."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class StopRequest:
+    """Turns the first SIGINT/SIGTERM into a request to stop after the current step; a second Ctrl-C aborts.
+
+    Stopping between steps keeps the saved state exact: the weights, optimizer, step count and data
+    position of ``latest.pt`` all describe the same moment, so a resume continues as if never stopped.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            # A second Ctrl-C is a person who will not wait; supervisors (torchrun) may repeat SIGTERM at once.
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
+        self.signum = signum
+        log.warning("%s: stopping after this step and saving latest.pt (Ctrl-C again aborts without saving)",
+                    signal.Signals(signum).name)
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
 
 
 class EMA:
@@ -78,9 +131,7 @@ class Progress:
 
 def _load_weights(model: torch.nn.Module, path: str) -> None:
     state = checkpoint.load(path)
-    missing, unexpected = model.load_state_dict(state["model"], strict=False)
-    if missing or unexpected:
-        raise ValueError(f"pretrained model {path} does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    checkpoint.load_weights(model, state["model"], f"Global.pretrained_model {path}")
     log.info("loaded pretrained weights from %s", path)
 
 
@@ -107,15 +158,26 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model = model
         dataset = build_dataset(cfg.Train.dataset, train_label_check(self.charset.normalize, g.max_text_length),
-                                train=True, strict=g.strict_data, seed=g.seed)
+                                train=True, strict=g.strict_data, seed=g.seed, normalize=self.charset.normalize)
         if len(dataset) == 0:
-            raise ValueError("the training set has no usable sample")
+            raise ValueError(f"the training set ({', '.join(src.name for src in dataset.sources)}) has no usable "
+                             "sample")
         self.loader, self.sampler = build_loader(dataset, cfg.Train.loader, self.charset, g.seed,
                                                  info.rank, info.world_size)
+        if cfg.Eval is not None:  # an empty eval set must stop the run now, not at its first evaluation
+            normalize = make_normalizer(cfg.Metric.is_filter, cfg.Metric.ignore_space, self.charset.normalize)
+            for _, eval_set in eval_datasets(cfg.Eval.dataset, normalize, g.strict_data):
+                if len(eval_set) == 0:
+                    raise ValueError(f"evaluation set {eval_set.sources[0].name} has no usable sample")
         self.steps_per_epoch = max(1, len(self.loader))
         self.optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], cfg.Optimizer)
         self.scheduler = build_scheduler(self.optimizer, cfg.Optimizer, self.steps_per_epoch, g.epoch_num)
         self.progress = Progress()
+        self.metrics_log = MetricsLog(self.out_dir)
+        if info.is_main:
+            for orphan in checkpoint.remove_orphans(self.out_dir):
+                log.info("removed %s, left by a process killed while saving", orphan)
+            self.metrics_log.remove_orphans()
         if g.pretrained_model and not g.checkpoints:
             _load_weights(model, g.pretrained_model)
         # Built after the pretrained weights are in, so a warm restart averages from them.
@@ -126,11 +188,10 @@ class Trainer:
         self.forward: torch.nn.Module = (
             DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda" else None)
             if info.world_size > 1 else model)
-        self.metrics_log = MetricsLog(self.out_dir)
 
     def _resume(self, path: str) -> None:
         state = checkpoint.load(path)
-        self.model.load_state_dict(state.get("train_model", state["model"]))
+        checkpoint.load_weights(self.model, state.get("train_model", state["model"]), f"Global.checkpoints {path}")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         p = self.progress
@@ -141,6 +202,8 @@ class Trainer:
             self.ema.state = {k: v.clone() for k, v in state["model"].items()}
             self.ema.updates = p.step
         _set_rng_state(state["rng"])
+        if self.info.is_main and (dropped := self.metrics_log.truncate(p.step)):
+            log.info("dropped %d rows past step %d from %s", dropped, p.step, self.metrics_log.path)
         log.info("resumed from %s at step %d (epoch %d, sample %d)", path, p.step, p.epoch, p.epoch_samples)
 
     def weights(self) -> dict[str, torch.Tensor]:
@@ -207,8 +270,31 @@ class Trainer:
             self.ema.update(self.model)
         return logits
 
+    def _stop_requested(self, stop: StopRequest) -> bool:
+        """Whether any rank got SIGINT/SIGTERM (ranks agree, so none waits forever for the others)."""
+        flag = stop.signum is not None
+        if self.info.world_size > 1:
+            t = torch.tensor([float(flag)], device=self.info.device)
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+            flag = bool(t.item())
+        return flag
+
     def fit(self) -> dict[str, Any]:
-        """Run until ``Global.max_steps`` or ``Global.epoch_num``; returns the best evaluation."""
+        """Run until ``Global.max_steps`` or ``Global.epoch_num``; returns the best evaluation.
+
+        Raises:
+            TrainingStoppedError: SIGINT or SIGTERM arrived; ``latest.pt`` holds the state after the last step.
+        """
+        with StopRequest() as stop:
+            self._fit(stop)
+            if stop.signum is not None:
+                name = signal.Signals(stop.signum).name
+                raise TrainingStoppedError(f"stopped by {name} at step {self.progress.step}; saved "
+                                      f"{self.out_dir / 'latest.pt'} (resume with -o Global.checkpoints=PATH)",
+                                      128 + stop.signum)
+        return self.progress.best
+
+    def _fit(self, stop: StopRequest) -> None:
         cfg, g, p = self.cfg, self.cfg.Global, self.progress
         assert cfg.Train is not None
         amp_dtype = torch.bfloat16 if g.amp_dtype == "bfloat16" else torch.float16
@@ -252,6 +338,12 @@ class Trainer:
                     self.save("latest")
                     if self.info.is_main:
                         self.metrics_log.plot()
+                if g.save_latest_step and p.step % g.save_latest_step == 0:
+                    self.save("latest")  # bounds what kill -9 loses to save_latest_step steps
+                if self._stop_requested(stop):
+                    self.save("latest")
+                    bar.close()
+                    return
                 if p.step >= max_steps:
                     break
             else:
@@ -267,7 +359,6 @@ class Trainer:
         if self.info.is_main:
             self.metrics_log.plot()
         log.info("done at step %d; best %s", p.step, p.best)
-        return p.best
 
 
 def train(cfg: Config) -> dict[str, Any]:

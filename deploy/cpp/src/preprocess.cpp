@@ -1,5 +1,7 @@
-// Image loading and resize_norm, bit-exact with crnn.data.transforms.resize_norm (numpy + cv2).
+// Image loading (the rules of crnn.data.images) and resize_norm, bit-exact with
+// crnn.data.transforms.resize_norm (numpy + cv2).
 #include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <iterator>
 
@@ -10,15 +12,120 @@
 
 namespace crnn {
 
+namespace {
+
+// The rules of crnn.data.images (docs/reliability.md), so a file gives the same pixels as in Python.
+constexpr long long kMaxPixels = 4000000;  // crnn.data.images.MAX_PIXELS
+constexpr long long kMaxSide = 8192;       // crnn.data.images.MAX_SIDE
+
+unsigned be16(const std::vector<unsigned char>& d, size_t i) { return (d[i] << 8) | d[i + 1]; }
+unsigned long be32(const std::vector<unsigned char>& d, size_t i) {
+  return (static_cast<unsigned long>(be16(d, i)) << 16) | be16(d, i + 2);
+}
+unsigned long le32(const std::vector<unsigned char>& d, size_t i) {
+  return d[i] | (d[i + 1] << 8) | (static_cast<unsigned long>(d[i + 2]) << 16) |
+         (static_cast<unsigned long>(d[i + 3]) << 24);
+}
+
+// Width and height from a PNG, JPEG, GIF or BMP header, without decoding; false if not found.
+bool header_size(const std::vector<unsigned char>& d, long long* w, long long* h) {
+  const size_t n = d.size();
+  if (n >= 24 && d[0] == 0x89 && d[1] == 'P' && d[2] == 'N' && d[3] == 'G') {
+    *w = be32(d, 16);
+    *h = be32(d, 20);
+    return true;
+  }
+  if (n >= 10 && d[0] == 'G' && d[1] == 'I' && d[2] == 'F') {
+    *w = d[6] | (d[7] << 8);
+    *h = d[8] | (d[9] << 8);
+    return true;
+  }
+  if (n >= 26 && d[0] == 'B' && d[1] == 'M') {
+    *w = static_cast<int32_t>(le32(d, 18));
+    long long hh = static_cast<int32_t>(le32(d, 22));
+    *h = hh < 0 ? -hh : hh;  // negative height: top-down rows
+    return true;
+  }
+  if (n >= 4 && d[0] == 0xFF && d[1] == 0xD8) {
+    size_t i = 2;
+    while (i + 9 < n) {
+      if (d[i] != 0xFF) return false;
+      unsigned char m = d[i + 1];
+      if (m == 0xFF) { ++i; continue; }  // fill byte
+      if (m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { i += 2; continue; }  // no length
+      bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
+      if (sof) {
+        *h = be16(d, i + 5);
+        *w = be16(d, i + 7);
+        return true;
+      }
+      if (m == 0xDA || m == 0xD9) return false;  // scan before any frame header
+      i += 2 + be16(d, i + 2);
+    }
+  }
+  return false;
+}
+
+// A JPEG must have its end-of-image marker (FF D9) after its last start-of-scan (FF DA): entropy-coded
+// data never holds FF D9, so a file cut short has none. Pillow refuses such files; so does this.
+bool jpeg_complete(const std::vector<unsigned char>& d) {
+  if (d.size() < 2 || d[0] != 0xFF || d[1] != 0xD8) return true;
+  long long last_sos = -1, last_eoi = -1;
+  for (size_t i = 0; i + 1 < d.size(); ++i) {
+    if (d[i] != 0xFF) continue;
+    if (d[i + 1] == 0xDA) last_sos = static_cast<long long>(i);
+    if (d[i + 1] == 0xD9) last_eoi = static_cast<long long>(i);
+  }
+  return last_eoi > last_sos;
+}
+
+// BGRA over opaque white with Pillow's Image.alpha_composite integer arithmetic (bit-exact).
+cv::Mat composite_on_white(const cv::Mat& bgra) {
+  cv::Mat out(bgra.rows, bgra.cols, CV_8UC3);
+  for (int y = 0; y < bgra.rows; ++y) {
+    const unsigned char* src = bgra.ptr<unsigned char>(y);
+    unsigned char* dst = out.ptr<unsigned char>(y);
+    for (int x = 0; x < bgra.cols; ++x) {
+      const unsigned a = src[x * 4 + 3];
+      for (int c = 0; c < 3; ++c) {
+        unsigned v = (src[x * 4 + c] * a + 255u * (255u - a)) * 128u + (0x80u << 7);
+        dst[x * 3 + c] = static_cast<unsigned char>(((((v >> 8) + v) >> 8)) >> 7);
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 cv::Mat load_image(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error("cannot read " + path + ": no such file or not readable");
   std::vector<unsigned char> data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   if (f.bad()) throw Error("cannot read " + path);
-  cv::Mat img;
-  if (!data.empty()) img = cv::imdecode(data, cv::IMREAD_COLOR);
+  if (data.empty()) throw Error(path + " is empty (0 bytes)");
+  long long w = 0, h = 0;
+  if (header_size(data, &w, &h) && (w * h > kMaxPixels || w > kMaxSide || h > kMaxSide))
+    throw Error(path + " is " + std::to_string(w) + "x" + std::to_string(h) + " pixels; the limit is " +
+                std::to_string(kMaxPixels) + " pixels and " + std::to_string(kMaxSide) + " per side");
+  if (!jpeg_complete(data)) throw Error(path + " is a truncated JPEG (no end-of-image marker)");
+  const bool jpeg = data[0] == 0xFF && data[1] == 0xD8;
+  // JPEG: IMREAD_COLOR applies EXIF orientation, as Pillow's exif_transpose; other formats may carry alpha.
+  cv::Mat img = cv::imdecode(data, jpeg ? cv::IMREAD_COLOR : cv::IMREAD_UNCHANGED);
+  if (!img.empty() && img.depth() == CV_8U && img.channels() == 4) {
+    img = composite_on_white(img);
+  } else if (!img.empty() && img.depth() == CV_8U && img.channels() == 1) {
+    cv::cvtColor(img, img, cv::COLOR_GRAY2BGR);
+  } else if (!img.empty() && (img.depth() != CV_8U || img.channels() != 3)) {
+    img = cv::imdecode(data, cv::IMREAD_COLOR);
+  }
   if (img.empty())
-    throw Error("cannot decode image " + path + " (" + std::to_string(data.size()) + " bytes)");
+    throw Error(path + " is not an image in a known format or is corrupt (" + std::to_string(data.size()) +
+                " bytes)");
+  if (static_cast<long long>(img.rows) * img.cols > kMaxPixels || img.rows > kMaxSide || img.cols > kMaxSide)
+    throw Error(path + " is " + std::to_string(img.cols) + "x" + std::to_string(img.rows) +
+                " pixels; the limit is " + std::to_string(kMaxPixels) + " pixels and " +
+                std::to_string(kMaxSide) + " per side");
   return img;
 }
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from crnn.config import DatasetConfig
 from crnn.data.augment import rec_aug
-from crnn.data.lmdb_io import decode_image, find_lmdb_dirs, image_key, label_key, read_label_file
+from crnn.data.images import decode_image
+from crnn.data.lmdb_io import find_lmdb_dirs, image_key, label_key, read_label_file
 from crnn.data.transforms import resize_norm, to_model_order
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 LabelCheck = Callable[[str], "str | None"]  # returns why a label is unusable, or None
 
 
-class DataError(RuntimeError):
+class DataError(ValueError):
     """An unusable sample in strict mode, or a dataset that cannot be read; names the item."""
 
 
@@ -63,19 +64,27 @@ class LmdbSource:
             raw = txn.get(b"num-samples")
             if raw is None:
                 raise DataError(f"LMDB {path} has no 'num-samples' key")
-            self.n = int(raw)
+            try:
+                self.n = int(raw)
+            except ValueError:
+                raise DataError(f"LMDB {path}: num-samples is {bytes(raw)[:20]!r}, not a number") from None
             self.labels = [self._read_label(txn, i) for i in range(self.n)]
 
     def _read_label(self, txn: Any, i: int) -> str:
         raw = txn.get(label_key(i + 1))
         if raw is None:
             raise DataError(f"LMDB {self.path}: missing {label_key(i + 1).decode()}")
-        return bytes(raw).decode("utf-8")
+        try:
+            return bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"LMDB {self.path}: {label_key(i + 1).decode()} is not UTF-8 text") from None
 
     def _open(self) -> Any:
         # One environment per (path, process): LMDB refuses to open the same file twice in a
         # process (train and eval may share an LMDB), and forked workers need their own.
         import lmdb
+
+        from crnn.data.lmdb_io import check_lmdb_file
 
         key = (str(self.path.resolve()), os.getpid())
         env = _ENVS.get(key)
@@ -84,7 +93,11 @@ class LmdbSource:
                 # inherited through fork: never used here, but py-lmdb refuses a second open of the
                 # path until this process's copy is closed
                 _ENVS.pop(other).close()
-            env = _ENVS[key] = lmdb.open(key[0], readonly=True, lock=False, readahead=False, meminit=False)
+            check_lmdb_file(self.path)
+            try:
+                env = _ENVS[key] = lmdb.open(key[0], readonly=True, lock=False, readahead=False, meminit=False)
+            except lmdb.Error as e:
+                raise DataError(f"LMDB {self.path} cannot be opened: {e}") from None
         return env
 
     def __len__(self) -> int:
@@ -171,6 +184,7 @@ class RecDataset:
         augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
         strict: bool = False,
         seed: int = 0,
+        normalize: Callable[[str], str] | None = None,
     ):
         self.sources = [s for s, _ in sources]
         self.ratios = [r for _, r in sources]
@@ -183,18 +197,26 @@ class RecDataset:
         self.index: list[tuple[int, int]] = []  # (source, item) of every usable sample
         self.source_ranges: list[tuple[int, int]] = []  # [start, end) in self.index per source
         self.skipped_labels = 0
+        self.stripped_labels = 0  # kept labels with characters the charset cannot express (``normalize``)
         for s, src in enumerate(self.sources):
             start = len(self.index)
             bad: list[str] = []
+            stripped: list[str] = []
             for i in range(len(src)):
                 why = label_check(src.label(i))
                 if why is None:
                     self.index.append((s, i))
+                    if normalize is not None and len(normalize(src.label(i))) != len(src.label(i)):
+                        stripped.append(f"{src.key(i)} ({src.label(i)!r} -> {normalize(src.label(i))!r})")
                 else:
                     if strict:
                         raise DataError(f"{src.key(i)}: label {src.label(i)!r} {why}")
                     bad.append(f"{src.key(i)} ({src.label(i)!r}: {why})")
             self.source_ranges.append((start, len(self.index)))
+            if stripped:
+                self.stripped_labels += len(stripped)
+                log.warning("%s: %d of %d labels have characters outside the charset, which are dropped from "
+                            "them, e.g. %s", src.name, len(stripped), len(src), "; ".join(stripped[:3]))
             if bad:
                 self.skipped_labels += len(bad)
                 log.warning("%s: skipped %d of %d samples with unusable labels, e.g. %s",
@@ -246,7 +268,8 @@ def eval_label_check(normalize: Callable[[str], str]) -> LabelCheck:
 
 
 def build_dataset(
-    cfg: DatasetConfig, label_check: LabelCheck, train: bool, strict: bool = False, seed: int = 0
+    cfg: DatasetConfig, label_check: LabelCheck, train: bool, strict: bool = False, seed: int = 0,
+    normalize: Callable[[str], str] | None = None,
 ) -> RecDataset:
     """A ``RecDataset`` from a config section (augmentation only when ``train``)."""
     t = cfg.transforms
@@ -258,4 +281,4 @@ def build_dataset(
             return rec_aug(img, aug_cfg, rng)
 
     return RecDataset(build_sources(cfg), t.image_shape, label_check, t.img_mode, t.padding, augment,
-                      strict, seed)
+                      strict, seed, normalize)

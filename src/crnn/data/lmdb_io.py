@@ -10,10 +10,11 @@ import logging
 import os
 from pathlib import Path
 from types import TracebackType
+from typing import TextIO
 
 import lmdb
 
-from crnn.data.transforms import decode_image
+from crnn.data.images import decode_image
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,33 @@ class LmdbWriter:
         self.close()
 
 
+def _text_lines(f: TextIO, path: str | os.PathLike[str]) -> list[str]:
+    try:
+        return f.readlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def check_lmdb_file(path: Path) -> None:
+    """Refuse an LMDB whose data.mdb is shorter than its header says: reading it would crash (SIGBUS).
+
+    Raises:
+        ValueError: not an LMDB, or truncated; the message names the folder.
+    """
+    data = path / "data.mdb"
+    try:
+        env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False)
+    except lmdb.Error as e:
+        raise ValueError(f"LMDB {path} is corrupt or not an LMDB: {e}") from None
+    try:
+        need = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    finally:
+        env.close()
+    size = data.stat().st_size
+    if size < need:
+        raise ValueError(f"LMDB {path} is truncated: data.mdb has {size} bytes, its header needs {need}")
+
+
 def read_label_file(path: str | os.PathLike[str], delimiter: str = "\t") -> list[tuple[str, str]]:
     """Read ``relative/path<delimiter>label`` lines (split on the first delimiter only).
 
@@ -108,8 +136,10 @@ def read_label_file(path: str | os.PathLike[str], delimiter: str = "\t") -> list
         ValueError: a non-empty line has no delimiter; the message names the file and line.
     """
     pairs: list[tuple[str, str]] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    # utf-8-sig: a byte-order mark (Windows editors add one) is not part of the first image's path
+    with open(path, encoding="utf-8-sig") as f:
+        lines = _text_lines(f, path)
+        for lineno, line in enumerate(lines, 1):
             line = line.rstrip("\r\n")
             if not line.strip():
                 continue
@@ -130,6 +160,12 @@ def create_lmdb(
         (number written, list of "path: reason" for every image that was not written).
     """
     bad: list[str] = []
+    if Path(out).exists() and not Path(out).is_dir():
+        raise FileExistsError(f"--out {out} is a file; choose a new directory")
+    if (Path(out) / "data.mdb").exists():
+        raise FileExistsError(f"--out {out} already holds an LMDB; choose a new directory")
+    if not Path(label_file).is_file():
+        raise FileNotFoundError(f"label file {label_file} not found")
     with LmdbWriter(out) as writer:
         if writer.count:
             raise FileExistsError(f"{out} already holds {writer.count} samples; choose a new directory")

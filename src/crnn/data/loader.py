@@ -102,6 +102,13 @@ def make_collate(charset: Charset) -> Callable[[list[Item | None]], Batch]:
     return collate
 
 
+def _ignore_interrupts(worker_id: int) -> None:
+    """Workers leave Ctrl-C to the main process, which stops after its step and saves (crnn.train)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def build_loader(dataset: RecDataset, cfg: LoaderConfig, charset: Charset, seed: int,
                  rank: int = 0, world_size: int = 1) -> tuple[DataLoader[Batch], EpochSampler]:
     """DataLoader + its sampler for a dataset (``batch_size_per_card`` is per process)."""
@@ -115,5 +122,6 @@ def build_loader(dataset: RecDataset, cfg: LoaderConfig, charset: Charset, seed:
         drop_last=cfg.drop_last,
         persistent_workers=False,
         prefetch_factor=4 if cfg.num_workers > 0 else None,
+        worker_init_fn=_ignore_interrupts if cfg.num_workers > 0 else None,
     )
     return loader, sampler

@@ -1,5 +1,7 @@
 """Preprocessing shared by training, evaluation and both inference back ends (numpy + OpenCV only).
 
+Images are decoded once, in ``crnn.data.images``.
+
 ``resize_norm`` reproduces PaddleOCR's ``RecResizeImg`` / ``resize_norm_img`` exactly: the image
 keeps PaddleOCR's channel order (BGR by default), is resized with OpenCV bilinear to height H and
 width ``min(W, ceil(H * w / h))`` (so images wider than W/H are squashed), scaled to [-1, 1] and
@@ -46,21 +48,6 @@ def resize_norm(img: np.ndarray, image_shape: Sequence[int], padding: bool = Tru
     out = np.zeros((c, image_h, image_w), dtype=np.float32)
     out[:, :, :new_w] = chw
     return out
-
-
-def decode_image(data: bytes, name: str) -> np.ndarray:
-    """Decode encoded image bytes to a BGR uint8 (H, W, 3) array, as PaddleOCR's DecodeImage.
-
-    Grey images get three equal channels and alpha is dropped (``cv2.IMREAD_COLOR``).
-
-    Raises:
-        ValueError: the bytes are not a decodable, non-empty image; the message names ``name``.
-    """
-    buf = np.frombuffer(data, dtype=np.uint8)
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
-    if img is None or img.size == 0:
-        raise ValueError(f"cannot decode image {name} ({len(data)} bytes)")
-    return img
 
 
 def to_model_order(img_bgr: np.ndarray, img_mode: str) -> np.ndarray:

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 import crnn
 from crnn.predict import Recognizer
 from crnn.serve.batcher import MicroBatcher, OverloadedError, recognize
+from crnn.serve.guard import HostOriginGuard, PixelBudget, return_memory
 from crnn.serve.metrics import Metrics, MetricsMiddleware, label_path
 from crnn.serve.schemas import (
     RECOGNIZE_BODY,
@@ -36,10 +37,11 @@ from crnn.serve.schemas import (
     RecognizeResponse,
 )
 from crnn.serve.settings import ServeSettings
-from crnn.serve.uploads import decode_all, read_uploads
+from crnn.serve.uploads import decode_all, measure_all, read_uploads
 
 log = logging.getLogger("crnn.serve")
 INDEX_HTML = Path(__file__).parent / "static" / "index.html"
+LARGE_REQUEST_PIXELS = 1_000_000  # after a request this large, freed memory is handed back to the OS
 
 
 def _error_response(metrics: Metrics, path: str, e: ApiError) -> JSONResponse:
@@ -78,7 +80,9 @@ def create_app(recognizer: Recognizer, settings: ServeSettings | None = None) ->
 
     app = FastAPI(title="crnn", version=crnn.__version__, lifespan=lifespan,
                   description="CRNN scene-text recognition of cropped word images, with dynamic batching.")
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(HostOriginGuard, hosts=settings.host_names(), allow_cross_origin=settings.allow_cross_origin)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # added last = outermost: counts the guard's refusals
+    budget = app.state.pixel_budget = PixelBudget(settings.max_inflight_pixels)
     app.state.settings = settings
     app.state.metrics = metrics
 
@@ -117,16 +121,29 @@ def create_app(recognizer: Recognizer, settings: ServeSettings | None = None) ->
         except asyncio.TimeoutError as e:
             raise ApiError(408, "body_timeout",
                            f"the request body was not received within {settings.timeout_s:g} s") from e
-        images = await run_in_threadpool(decode_all, uploads, settings)
+        pixels = await run_in_threadpool(measure_all, uploads, settings)  # headers only: 413 before decoding
+        if not budget.reserve(pixels):
+            raise ApiError(503, "overloaded", f"requests in progress hold {budget.used} decoded pixels; this one's "
+                           f"{pixels} would pass the limit of {budget.limit}", headers={"Retry-After": "1"})
         try:
+            images = await run_in_threadpool(decode_all, uploads, settings)
+            del uploads
             preds = await asyncio.wait_for(batcher.submit(images, char_confidences), settings.timeout_s)
         except asyncio.TimeoutError as e:
             raise ApiError(504, "timeout", f"{len(images)} images were not recognised within "
                            f"{settings.timeout_s:g} s") from e
         except OverloadedError as e:
+            budget.note_overload()
             raise ApiError(503, "overloaded", str(e), headers={"Retry-After": "1"}) from e
+        except ApiError:
+            raise
         except Exception as e:
             raise ApiError(500, "inference_failed", f"inference failed: {type(e).__name__}: {e}") from e
+        finally:
+            budget.release(pixels)
+            images = []
+            if pixels >= LARGE_REQUEST_PIXELS:
+                await run_in_threadpool(return_memory)
         return RecognizeResponse(results=[
             Recognition(text=p.text, confidence=min(max(p.confidence, 0.0), 1.0),
                         char_confidences=p.char_confidences if char_confidences else None) for p in preds])
@@ -135,12 +152,14 @@ def create_app(recognizer: Recognizer, settings: ServeSettings | None = None) ->
     async def healthz() -> Health:
         return Health()
 
-    @app.get("/readyz", response_model=Readiness, summary="Readiness: model loaded and batcher running",
-             responses={503: {"model": Readiness, "description": "starting up or shutting down"}})
+    @app.get("/readyz", response_model=Readiness, summary="Readiness: model loaded, batcher running, not overloaded",
+             responses={503: {"model": Readiness, "description": "starting up, shutting down or overloaded"}})
     async def readyz(request: Request) -> Response:
         batcher: MicroBatcher | None = getattr(request.app.state, "batcher", None)
-        ready = batcher is not None and batcher.running
-        body = Readiness(ready=ready, backend=recognizer.backend, max_batch=settings.max_batch)
+        running = batcher is not None and batcher.running
+        overloaded = batcher is not None and running and (budget.overloaded or batcher.pending >= settings.max_queue)
+        ready = running and not overloaded
+        body = Readiness(ready=ready, backend=recognizer.backend, max_batch=settings.max_batch, overloaded=overloaded)
         return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
     @app.get("/metrics", summary="Prometheus metrics",

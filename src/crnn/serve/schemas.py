@@ -60,6 +60,7 @@ class Readiness(BaseModel):
     ready: bool
     backend: str
     max_batch: int
+    overloaded: bool = False  # requests were refused for overload in the last 2 s (queue or pixel budget full)
 
 
 def _error(description: str) -> dict[str, Any]:

@@ -6,6 +6,10 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
+from crnn.data.images import MAX_PIXELS, MAX_SIDE
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
 
 @dataclass(frozen=True)
 class ServeSettings:
@@ -21,9 +25,15 @@ class ServeSettings:
         max_queue: images waiting for inference before new requests get 503.
         max_images: images per request (413 beyond).
         max_request_bytes: request body size (413 beyond).
-        max_pixels: width * height of one image (413 beyond).
+        max_pixels: width * height of one image (413 beyond); read from the header before decoding.
         max_side: longest side of one image (413 beyond).
+        max_request_pixels: width * height summed over one request's images (413 beyond).
+        max_inflight_pixels: decoded pixels all requests in progress may hold together; a request that
+            would pass it gets 503 (overloaded) and ``/readyz`` says so.
         timeout_s: time a request may wait for its results (504 beyond).
+        allowed_hosts: names the Host header may carry (400 otherwise); empty: the loopback names plus
+            ``host`` when it is not a wildcard address; ``*`` allows any.
+        allow_cross_origin: accept requests a browser sends from another origin (403 otherwise).
     """
 
     model: str | None = None
@@ -36,17 +46,39 @@ class ServeSettings:
     max_queue: int = 1024
     max_images: int = 64
     max_request_bytes: int = 16 * 1024 * 1024
-    max_pixels: int = 8_000_000
-    max_side: int = 8192
+    max_pixels: int = MAX_PIXELS
+    max_side: int = MAX_SIDE
+    max_request_pixels: int = 16_000_000
+    max_inflight_pixels: int = 32_000_000
     timeout_s: float = 30.0
+    allowed_hosts: tuple[str, ...] = ()
+    allow_cross_origin: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("workers", "max_batch", "max_queue", "max_images", "max_request_bytes", "max_pixels", "max_side"):
+        object.__setattr__(self, "allowed_hosts", tuple(self.allowed_hosts))  # JSON gives a list
+        if not 0 <= int(self.port) <= 65535:
+            raise ValueError(f"serve setting port must be 0..65535, got {self.port}")
+        if self.threads is not None and int(self.threads) < 1:
+            raise ValueError(f"serve setting threads must be >= 1, got {self.threads}")
+        for name in ("workers", "max_batch", "max_queue", "max_images", "max_request_bytes", "max_pixels", "max_side",
+                     "max_request_pixels", "max_inflight_pixels"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"serve setting {name} must be >= 1, got {getattr(self, name)}")
+        if self.max_request_pixels > self.max_inflight_pixels:
+            raise ValueError(f"serve setting max_request_pixels ({self.max_request_pixels}) must not exceed "
+                             f"max_inflight_pixels ({self.max_inflight_pixels})")
         if self.max_wait_ms < 0 or self.timeout_s <= 0:
             raise ValueError(f"serve settings need max_wait_ms >= 0 and timeout_s > 0, got "
                              f"{self.max_wait_ms} and {self.timeout_s}")
+
+    def host_names(self) -> set[str]:
+        """Host header names accepted (lower case, no port); contains ``*`` when any is."""
+        if self.allowed_hosts:
+            return {h.lower().strip("[]") for h in self.allowed_hosts}
+        names = set(LOOPBACK_NAMES)
+        if self.host not in ("0.0.0.0", "::", ""):
+            names.add(self.host.lower().strip("[]"))
+        return names
 
     def to_json(self) -> str:
         """The settings as JSON (passed to worker processes through the environment)."""

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
-from crnn.serve.images import ImageRejectedError, decode_upload
+from crnn.data.images import ImageRejectedError, decode_image, image_size
 from crnn.serve.schemas import ApiError, RecognizeJSON
 from crnn.serve.settings import ServeSettings
 
@@ -107,12 +107,32 @@ async def read_uploads(request: Request, settings: ServeSettings) -> list[Upload
     return uploads
 
 
+def measure_all(uploads: list[Upload], settings: ServeSettings) -> int:
+    """Pixels the request's images will take once decoded, from their headers (no pixel is decoded).
+
+    Raises:
+        ApiError: an image is unreadable (422) or over the per-image limit, or all of them together over
+            ``max_request_pixels`` (413); the message names the image or the limit.
+    """
+    total = 0
+    for i, (name, filename, data) in enumerate(uploads):
+        try:
+            w, h = image_size(data, name, settings.max_pixels, settings.max_side)
+        except ImageRejectedError as e:
+            raise ApiError(e.status, e.code, str(e), item=i, filename=filename) from e
+        total += w * h
+    if total > settings.max_request_pixels:
+        raise ApiError(413, "request_too_large", f"the request's {len(uploads)} images have {total} pixels in "
+                       f"all; the limit is {settings.max_request_pixels} pixels per request")
+    return total
+
+
 def decode_all(uploads: list[Upload], settings: ServeSettings) -> list[Any]:
     """Decode every upload to BGR uint8; the first bad one rejects the request (``ApiError`` naming it)."""
     images = []
     for i, (name, filename, data) in enumerate(uploads):
         try:
-            images.append(decode_upload(data, name, settings.max_pixels, settings.max_side))
+            images.append(decode_image(data, name, settings.max_pixels, settings.max_side))
         except ImageRejectedError as e:
             raise ApiError(e.status, e.code, str(e), item=i, filename=filename) from e
     return images

@@ -14,7 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from crnn.data.lmdb_io import decode_image, image_key, label_key, read_label_file
+from crnn.data.images import decode_image
+from crnn.data.lmdb_io import image_key, label_key, read_label_file
 from crnn.synth.corpus import Corpus, load_words
 from crnn.synth.fonts import discover_fonts
 from crnn.synth.render import Renderer, sample_rng
@@ -62,9 +63,12 @@ def real_samples(root: Path, n: int, seed: int) -> list[tuple[np.ndarray, str]]:
         raise FileNotFoundError(f"no real label files under {root}")
     out = []
     for i in rng.permutation(len(pool)):
-        img = cv2.imread(str(pool[int(i)][0]), cv2.IMREAD_COLOR)
-        if img is not None:
-            out.append((img, pool[int(i)][1]))
+        path = pool[int(i)][0]
+        try:  # the one decoder of crnn, as training reads these crops
+            img = decode_image(path.read_bytes(), str(path))
+        except (OSError, ValueError):
+            continue
+        out.append((img, pool[int(i)][1]))
         if len(out) == n:
             break
     return out

@@ -46,8 +46,10 @@ ModelInfo parse_model_info(const std::string& charset_json, const std::string& i
                            const std::string& img_mode, const std::string& format_version,
                            const std::string& name);
 
-// Decode an image file as OpenCV BGR uint8 (h, w, 3), like crnn.predict.load_image.
-// Throws Error for a missing, unreadable, undecodable or empty file.
+// Decode an image file as OpenCV BGR uint8 (h, w, 3) with the rules of crnn.data.images: over 4,000,000
+// pixels or 8192 per side refused (from the header for PNG, JPEG, GIF, BMP), a JPEG without its
+// end-of-image marker refused, transparency composited over white. Throws Error naming the file for a
+// missing, unreadable, undecodable, truncated, too large or empty file.
 cv::Mat load_image(const std::string& path);
 
 // Width an (h, w) image is resized to: min(image_w, ceil(image_h * w / h)) (PaddleOCR's rule).
