@@ -231,6 +231,7 @@ class GlobalConfig:
     max_steps: int | None = None  # stop after this many optimizer steps
     num_threads: int | None = None  # torch intra-op threads
     channels_last: bool = True  # faster convolutions on CPU; numerically equivalent
+    compile: bool = False  # torch.compile the training step's model (minutes to compile; needs a C++ compiler)
     strict_data: bool = False  # raise on an unusable sample instead of skipping and counting it
     ema_decay: float | None = None  # keep an exponential moving average of the weights
     use_sync_bn: bool = False  # SyncBatchNorm across DDP ranks (GPUs only: a PyTorch limitation)

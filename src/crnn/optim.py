@@ -14,11 +14,15 @@ def build_optimizer(params: list[torch.nn.Parameter], cfg: OptimizerConfig) -> t
     """The optimizer named by ``cfg.name``; Paddle's L2 regularizer is coupled weight decay."""
     lr = cfg.lr.learning_rate
     l2 = cfg.regularizer.factor if cfg.regularizer is not None else 0.0
+    # One fused kernel per step instead of ~10 element-wise ops per parameter tensor (same maths).
+    fused = all(p.dtype.is_floating_point for p in params) or None
     if cfg.name == "Adam":
-        return torch.optim.Adam(params, lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.epsilon, weight_decay=l2)
+        return torch.optim.Adam(params, lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.epsilon, weight_decay=l2,
+                                fused=fused)
     if cfg.name == "AdamW":
         wd = cfg.weight_decay if cfg.weight_decay is not None else 0.01
-        return torch.optim.AdamW(params, lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.epsilon, weight_decay=wd)
+        return torch.optim.AdamW(params, lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.epsilon, weight_decay=wd,
+                                 fused=fused)
     if cfg.name in ("Momentum", "SGD"):
         momentum = cfg.momentum if cfg.name == "Momentum" else 0.0
         return torch.optim.SGD(params, lr, momentum=momentum, weight_decay=l2)

@@ -188,6 +188,10 @@ class Trainer:
         self.forward: torch.nn.Module = (
             DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda" else None)
             if info.world_size > 1 else model)
+        if g.compile:
+            # Inductor fuses batch norm, hard-swish and the SE products that dominate a CPU step;
+            # evaluation and saving keep using the eager ``self.model`` (same parameters).
+            self.forward = torch.compile(self.forward)  # type: ignore[assignment]
 
     def _resume(self, path: str) -> None:
         state = checkpoint.load(path)
