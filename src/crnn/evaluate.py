@@ -71,7 +71,8 @@ def set_name(source_name: str) -> str:
     p = Path(source_name)
     if p.suffix in (".tsv", ".txt"):
         return p.parent.name if p.name == "labels.tsv" else f"{p.parent.name}/{p.stem}"
-    return p.name
+    # an LMDB leaf: `crnn synth` names its leaves shard_NNNNN, which says nothing without the set's folder
+    return f"{p.parent.name}/{p.name}" if p.name.startswith("shard_") else p.name
 
 
 def eval_datasets(dataset_cfg: DatasetConfig, normalize: Any, strict: bool) -> list[tuple[str, RecDataset]]:
