@@ -11,8 +11,9 @@ its ``src``: the same Python environment, only crnn's code differs.
     python scripts/train_throughput.py --config configs/train/crnn_mv3_en_r7.yml --nproc 2 \\
         -o Train.loader.batch_size_per_card=32
 
-``--paddle VENV`` adds PaddleOCR's own training step (scripts/paddle_train_step.py run by that
-virtual environment's python, same architecture, batch size and input shape).
+PaddleOCR's own training step is not compared here: its training code (``ppocr.modeling``,
+``ppocr.losses``, ``tools/train.py``) is not in any ``paddleocr`` wheel on PyPI (2.0.6, 2.6.1.3 and
+2.8.1 hold the inference code only), and this machine reaches no other source of it.
 """
 
 from __future__ import annotations
@@ -61,14 +62,6 @@ def run_crnn(src: Path, config: str, overrides: list[str], steps: int, nproc: in
     return statistics.median(ips)
 
 
-def run_paddle(python: str, config: str, steps: int, batch: int) -> float:
-    """PaddleOCR's training step (scripts/paddle_train_step.py) in its own environment."""
-    cmd = [python, str(ROOT / "scripts" / "paddle_train_step.py"), "--config", config, "--steps", str(steps),
-           "--batch", str(batch)]
-    res = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
-    return float(json.loads(res.stdout.strip().splitlines()[-1])["img_s"])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/rec/rec_mv3_none_bilstm_ctc.yml")
@@ -77,8 +70,6 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40, help="optimizer steps per run")
     ap.add_argument("--repeats", type=int, default=2, help="runs per contender, interleaved")
     ap.add_argument("--nproc", type=int, default=1)
-    ap.add_argument("--paddle", help="a virtual environment with paddlepaddle + paddleocr: adds PaddleOCR's step")
-    ap.add_argument("--paddle-batch", type=int, default=0, help="PaddleOCR's batch (default: the config's)")
     ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args()
 
@@ -102,15 +93,6 @@ def main() -> None:
     print(f"cpu: {report['cpu']}")
     print(f"{args.config} {' '.join(args.override)} (nproc {args.nproc}, {args.steps} steps x {args.repeats})")
     print(f"crnn {args.base}: {base:.1f} images/s | crnn now: {now:.1f} images/s | ratio {now / base:.2f}x")
-    if args.paddle:
-        from crnn.config import load_config
-
-        cfg = load_config(ROOT / args.config, args.override)
-        assert cfg.Train is not None
-        batch = args.paddle_batch or cfg.Train.loader.batch_size_per_card
-        paddle = run_paddle(str(Path(args.paddle) / "bin" / "python"), args.config, args.steps, batch)
-        report |= {"paddle_img_s": paddle, "ratio_now_over_paddle": now / paddle, "paddle_batch": batch}
-        print(f"PaddleOCR: {paddle:.1f} images/s (batch {batch}) | crnn now / PaddleOCR {now / paddle:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
