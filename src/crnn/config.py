@@ -234,6 +234,8 @@ class GlobalConfig:
     strict_data: bool = False  # raise on an unusable sample instead of skipping and counting it
     ema_decay: float | None = None  # keep an exponential moving average of the weights
     use_sync_bn: bool = False  # SyncBatchNorm across DDP ranks (GPUs only: a PyTorch limitation)
+    freeze_backbone_steps: int = 0  # fine-tuning: leave the backbone's weights unchanged for the first N steps
+    finetune_case_init: bool = False  # new charset: start a new symbol's head row from its other case's row
 
 
 @dataclass

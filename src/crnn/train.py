@@ -22,6 +22,7 @@ from crnn.data.loader import Batch, build_loader
 from crnn.decode import greedy_decode
 from crnn.distributed import DistInfo, barrier, broadcast, cleanup, init_distributed
 from crnn.evaluate import evaluate_sets, format_table
+from crnn.finetune import transfer_weights
 from crnn.logs import MetricsLog, SmoothedValue
 from crnn.loss import ctc_loss
 from crnn.metrics import RecMetric, make_normalizer
@@ -76,12 +77,19 @@ class Progress:
     last_eval: int = -1
 
 
-def _load_weights(model: torch.nn.Module, path: str) -> None:
+def _load_weights(model: torch.nn.Module, path: str, charset: Charset, case_init: bool) -> None:
+    """Pretrained weights; a different charset keeps the shared head rows (see ``crnn.finetune``)."""
     state = checkpoint.load(path)
-    missing, unexpected = model.load_state_dict(state["model"], strict=False)
-    if missing or unexpected:
-        raise ValueError(f"pretrained model {path} does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    log.info("loaded pretrained weights from %s", path)
+    old = Charset.from_dict(state["charset"])
+    try:
+        report = transfer_weights(model, state["model"], old, charset, case_init)
+    except ValueError as e:
+        raise ValueError(f"pretrained model {path}: {e}") from None
+    if old == charset:
+        log.info("loaded pretrained weights from %s", path)
+    else:
+        log.info("loaded pretrained weights from %s (charset %d -> %d symbols): %s", path, len(old), len(charset),
+                 report.summary())
 
 
 def _sync_bn(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
@@ -117,7 +125,7 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, cfg.Optimizer, self.steps_per_epoch, g.epoch_num)
         self.progress = Progress()
         if g.pretrained_model and not g.checkpoints:
-            _load_weights(model, g.pretrained_model)
+            _load_weights(model, g.pretrained_model, self.charset, g.finetune_case_init)
         # Built after the pretrained weights are in, so a warm restart averages from them.
         self.ema = EMA(model, g.ema_decay) if g.ema_decay else None
         if g.checkpoints:
@@ -198,6 +206,10 @@ class Trainer:
                              self.cfg.Loss.use_focal_loss)
         self.optimizer.zero_grad(set_to_none=True)
         self.loss.backward()
+        if self.progress.step < g.freeze_backbone_steps:
+            # no gradient = no update (Adam and weight decay skip it); works under DDP, unlike requires_grad
+            for p in self.model.backbone.parameters():  # type: ignore[union-attr]
+                p.grad = None
         clip = self.cfg.Optimizer.clip_norm or self.cfg.Optimizer.clip_norm_global
         if clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
