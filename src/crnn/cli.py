@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
+import json
 import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from crnn.config import ConfigError
+from crnn.config import ConfigError, PostProcessConfig
+
+if TYPE_CHECKING:
+    from crnn.decode import Prediction
 
 log = logging.getLogger("crnn")
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"}
@@ -20,6 +26,31 @@ def _add_config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("-c", "--config", required=required, help="YAML config (PaddleOCR layout)")
     p.add_argument("-o", "--override", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override config values, e.g. -o Global.max_steps=100 Train.loader.num_workers=2")
+
+
+def _add_decoder_args(p: argparse.ArgumentParser) -> None:
+    """Flags that override the ``PostProcess`` decoder options (see ``crnn.decoders``)."""
+    g = p.add_argument_group("decoding (override the config's PostProcess section)")
+    g.add_argument("--decoder", choices=["greedy", "beam"], help="greedy (default, PaddleOCR's) or CTC beam search")
+    g.add_argument("--beam-width", type=int, help="beam width (default 10)")
+    g.add_argument("--lexicon", metavar="FILE", help="word list: answer the in-lexicon word with the best CTC score")
+    g.add_argument("--lexicon-max-distance", type=int, help="lexicon candidates within this many edits (default 3)")
+    g.add_argument("--lm", metavar="FILE", help="word list for a character n-gram prior (beam decoder)")
+    g.add_argument("--lm-weight", type=float, help="weight of the prior in the beam score (default 0.3)")
+    g.add_argument("--allow", metavar="CHARS", help="only these symbols may be read, e.g. 0123456789")
+    g.add_argument("--block", metavar="CHARS", help="these symbols are never read")
+    g.add_argument("--word-score", choices=["mean", "min", "product"],
+                   help="word confidence from the symbols' ones (default mean, as PaddleOCR)")
+
+
+def _postprocess(base: PostProcessConfig | None, args: argparse.Namespace) -> PostProcessConfig:
+    """``base`` with the decoding flags that were given (values taken verbatim, no YAML typing)."""
+    keys = ("decoder", "beam_width", "lexicon", "lexicon_max_distance", "lm", "lm_weight", "allow", "block",
+            "word_score")
+    given = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if given.get("lm") and "decoder" not in given:
+        given["decoder"] = "beam"  # a prior only acts in the beam search
+    return dataclasses.replace(base or PostProcessConfig(), **given)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -72,9 +103,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             members.append(DatasetConfig(name="SimpleDataSet", data_dir=d, label_file_list=[label_file])
                            if Path(label_file).is_file() else DatasetConfig(name="LMDBDataSet", data_dir=d))
         dataset_cfg = DatasetConfig(name="MixDataSet", datasets=members, transforms=dataset_cfg.transforms)
+    from crnn.decoders import build_decoder
+
+    cfg.PostProcess = _postprocess(cfg.PostProcess, args)
+    decoder = build_decoder(cfg.PostProcess, charset)
     misses: dict[str, list[Miss]] | None = {} if args.errors else None
     result = evaluate_sets(model, cfg, charset, dataset_cfg, cfg.Eval.loader, is_filter=args.filter,
-                           misses=misses)
+                           misses=misses, decoder=decoder)
+    result["decoder"] = dataclasses.asdict(cfg.PostProcess)
     result["checkpoint"] = str(cfg.Global.checkpoints)
     print(format_table(result))
     if args.json:
@@ -101,10 +137,13 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from crnn.decoders import build_decoder
     from crnn.predict import Recognizer, load_image
 
     rec = Recognizer.from_checkpoint(args.model or args.checkpoint, batch_size=args.batch_size,
                                      num_threads=args.threads)
+    base = getattr(rec.decoder, "cfg", None)
+    rec.decoder = build_decoder(_postprocess(base, args), rec.charset)
     paths = expand_inputs(args.inputs)
     images, good, failed = [], [], 0
     for p in paths:
@@ -114,9 +153,25 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             failed += 1
+    records = []
     for p, pred in zip(good, rec.recognize_arrays(images), strict=True):
-        print(f"{p}\t{pred.text}\t{pred.confidence:.4f}")
+        if args.format == "tsv":
+            print(f"{p}\t{pred.text}\t{pred.confidence:.4f}")
+        elif args.format == "jsonl":
+            print(json.dumps({"path": p, **prediction_dict(pred)}, ensure_ascii=False))
+        else:
+            records.append({"path": p, **prediction_dict(pred)})
+    if args.format == "json":
+        print(json.dumps(records, ensure_ascii=False, indent=2))
     return 1 if failed or not paths else 0
+
+
+def prediction_dict(pred: Prediction) -> dict[str, object]:
+    """A prediction as JSON-ready fields: text, confidence, chars (symbol, confidence, x0, x1)."""
+    chars = [{"char": c, "confidence": round(conf, 4), **({"x0": pos[0], "x1": pos[1]} if pos else {})}
+             for c, conf, pos in zip(pred.text, pred.char_confidences,
+                                     pred.char_positions or [None] * len(pred.text), strict=False)]
+    return {"text": pred.text, "confidence": round(pred.confidence, 4), "chars": chars}
 
 
 def _cmd_lmdb_create(args: argparse.Namespace) -> int:
@@ -141,9 +196,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from crnn.serve.server import run
     from crnn.serve.settings import ServeSettings
 
+    pp = {k: v for k, v in dataclasses.asdict(_postprocess(None, args)).items()
+          if v != getattr(PostProcessConfig(), k)}  # only what the flags changed
     run(ServeSettings(model=args.model, host=args.host, port=args.port, workers=args.workers, threads=args.threads,
                       max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_images=args.max_images,
-                      max_request_bytes=int(args.max_request_mb * 1024 * 1024), timeout_s=args.timeout))
+                      max_request_bytes=int(args.max_request_mb * 1024 * 1024), timeout_s=args.timeout,
+                      postprocess=pp))
     return 0
 
 
@@ -195,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the result table as JSON here")
     p.add_argument("--errors", metavar="TSV",
                    help="also write every misrecognised image (set, image, label, prediction, confidence) here")
+    _add_decoder_args(p)
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser("predict", help="recognize word images (files, folders, globs)")
@@ -203,6 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a .pt checkpoint or an exported .onnx model")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    p.add_argument("--format", choices=["tsv", "json", "jsonl"], default="tsv",
+                   help="tsv: path, text, confidence (default); json/jsonl: also each symbol's confidence and "
+                        "x range in the image's pixels")
+    _add_decoder_args(p)
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("convert", help="convert weights from other frameworks")
@@ -225,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=int, default=64, help="images per request")
     p.add_argument("--max-request-mb", type=float, default=16.0, help="request body size limit")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds a request may wait for its results")
+    _add_decoder_args(p)
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX (verified against PyTorch), optionally int8")

@@ -127,6 +127,18 @@ class PostProcessConfig:
     name: str = "CTCLabelDecode"
     character_dict_path: str | None = None
     use_space_char: bool | None = None
+    # crnn extensions: the decoder (crnn.decoders) and what a prediction's confidence is
+    decoder: str = "greedy"  # greedy (PaddleOCR's) | beam (CTC prefix beam search)
+    beam_width: int = 10
+    lexicon: str | None = None  # word list file: answer the in-lexicon word with the best CTC score
+    lexicon_max_distance: int = 3  # lexicon candidates: words within this many edits of the free reading
+    lm: str | None = None  # word list file: character n-gram prior for the beam (shallow fusion)
+    lm_order: int = 4
+    lm_weight: float = 0.3
+    length_bonus: float = 0.0  # added per symbol to beam scores (offsets the prior's bias to short words)
+    allow: str | None = None  # only these symbols may be output (e.g. "0123456789")
+    block: str | None = None  # these symbols are never output
+    word_score: str = "mean"  # mean (PaddleOCR) | min | product of the symbols' confidences
 
 
 @dataclass

@@ -20,6 +20,7 @@ from crnn.config import Config
 from crnn.data.datasets import build_dataset, train_label_check
 from crnn.data.loader import Batch, build_loader
 from crnn.decode import greedy_decode
+from crnn.decoders import build_decoder
 from crnn.distributed import DistInfo, barrier, broadcast, cleanup, init_distributed
 from crnn.evaluate import evaluate_sets, format_table
 from crnn.finetune import transfer_weights
@@ -107,6 +108,7 @@ class Trainer:
         self.cfg, self.info = cfg, info
         self.out_dir = Path(g.save_model_dir)
         self.charset = Charset.from_config(g.character_dict_path, g.use_space_char)
+        self.decoder = build_decoder(cfg.PostProcess, self.charset)  # evaluation's; a bad PostProcess fails now
         model: torch.nn.Module = build_model(cfg.Architecture, self.charset.num_classes)
         if g.use_sync_bn and info.world_size > 1:
             model = _sync_bn(model, info)
@@ -180,7 +182,8 @@ class Trainer:
             if self.ema is not None:  # evaluate the averaged weights: they are what gets saved
                 raw = {k: v.clone() for k, v in self.model.state_dict().items()}
                 self.model.load_state_dict(self.ema.state)
-            res = evaluate_sets(self.model, cfg, self.charset, cfg.Eval.dataset, cfg.Eval.loader, cfg.Metric.is_filter)
+            res = evaluate_sets(self.model, cfg, self.charset, cfg.Eval.dataset, cfg.Eval.loader, cfg.Metric.is_filter,
+                                decoder=self.decoder)
             if raw is not None:
                 self.model.load_state_dict(raw)
             self.metrics_log.write({"kind": "eval", "step": p.step, "epoch": p.epoch, "acc": res["total"]["acc"],
@@ -245,6 +248,7 @@ class Trainer:
                 smooth_loss.update(self.loss.item())
                 if g.cal_metric_during_train:
                     m = RecMetric(train_norm)
+                    # the running training accuracy always decodes greedily: cheap, and only a progress signal
                     preds = greedy_decode(logits.detach().float().cpu().numpy(), self.charset)
                     m.update([x.text for x in preds], batch.texts)
                     smooth_acc.update(m.compute()["acc"])

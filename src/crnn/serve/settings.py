@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class ServeSettings:
         max_pixels: width * height of one image (413 beyond).
         max_side: longest side of one image (413 beyond).
         timeout_s: time a request may wait for its results (504 beyond).
+        postprocess: decoder options (``PostProcess`` keys, e.g. ``{"decoder": "beam"}``) over the model's own.
     """
 
     model: str | None = None
@@ -39,6 +41,7 @@ class ServeSettings:
     max_pixels: int = 8_000_000
     max_side: int = 8192
     timeout_s: float = 30.0
+    postprocess: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("workers", "max_batch", "max_queue", "max_images", "max_request_bytes", "max_pixels", "max_side"):
