@@ -9,6 +9,7 @@ Numpy only: the torch-free ONNX install uses it too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -212,6 +213,7 @@ def frames_to_pixels(frames: Sequence[tuple[int, int]], image_hw: tuple[int, int
     CTC reads a symbol on one or a few frames (a "spike"), not over the whole glyph, so a symbol's
     range runs from halfway between the previous symbol's frames and its own to halfway between its
     own and the next one's; the first starts at its first frame and the last ends after its last.
+    Frames in the right padding count as the image's last frame.
     The image (h, w) was resized to height ``input_h`` and width min(input_w, ceil(input_h * w / h))
     (``resized_width``), then right-padded to ``input_w``; frame f covers input columns
     [f, f + 1) * input_w / num_frames.
@@ -221,7 +223,11 @@ def frames_to_pixels(frames: Sequence[tuple[int, int]], image_hw: tuple[int, int
     if not frames:
         return ()
     h, w = image_hw
-    scale = (input_w / num_frames) * (w / resized_width(h, w, input_h, input_w))  # original px per frame
+    content_w = resized_width(h, w, input_h, input_w)
+    scale = (input_w / num_frames) * (w / content_w)  # original px per frame
+    # a symbol read on a frame of the right padding (the BiLSTM may emit late) belongs to the image's end
+    last = max(1, math.ceil(content_w * num_frames / input_w)) - 1
+    frames = [(min(s, last), min(e, last)) for s, e in frames]
     cuts = [(e0 + 1 + s1) / 2 for (_, e0), (s1, _) in zip(frames[:-1], frames[1:], strict=True)]
     left = [float(frames[0][0]), *cuts]
     right = [*cuts, float(frames[-1][1] + 1)]

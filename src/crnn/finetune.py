@@ -47,6 +47,9 @@ def row_map(old: Charset, new: Charset, case_init: bool = False) -> tuple[list[i
     other case is in ``old`` maps to that.
     """
     report = TransferReport(mapped=["<blank>"])
+    if old.chars == new.chars:  # the same charset: every row where it was (a repeated symbol keeps both rows)
+        report.mapped += new.chars
+        return list(range(new.num_classes)), report
     old_index = {c: i + 1 for i, c in enumerate(old.chars)}  # last occurrence wins, as Charset.encode
     out: list[int | None] = [0]
     for c in new.chars:
@@ -79,7 +82,7 @@ def transfer_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], old
         got = state.get(name)
         if got is None:
             continue
-        if name in HEAD_ROWS:
+        if name in HEAD_ROWS and got.shape[1:] == want.shape[1:]:
             merged[name] = _remap_rows(want, got.to(want.dtype), rows)
         elif got.shape != want.shape:
             problems.append(f"{name} {tuple(got.shape)} vs {tuple(want.shape)}")
