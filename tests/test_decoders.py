@@ -144,7 +144,8 @@ def test_word_scores() -> None:
     assert word_score([0.5, 1.0], "min") == 0.5
     assert word_score([0.5, 0.5], "product") == 0.25
     assert word_score([], "product") == 0.0
-    (p,) = build_decoder(PostProcessConfig(word_score="min"), CS)(frames({"h": .9, "": .1}, {"": .9}, {"i": .6, "": .4}))
+    logits = frames({"h": .9, "": .1}, {"": .9}, {"i": .6, "": .4})
+    (p,) = build_decoder(PostProcessConfig(word_score="min"), CS)(logits)
     assert p.confidence == pytest.approx(min(p.char_confidences))
 
 
@@ -171,7 +172,7 @@ def test_recognizer_positions_and_predict_formats(capsys, tmp_path) -> None:
     (p,) = Recognizer()([str(img)])
     assert p.text == "welcome" and len(p.char_positions) == 7
     xs = [x for pos in p.char_positions for x in pos]
-    assert xs == sorted(xs) and 0 <= xs[0] and xs[-1] <= width
+    assert xs == sorted(xs) and xs[0] >= 0 and xs[-1] <= width
     assert main(["predict", str(img)]) == 0
     assert capsys.readouterr().out == f"{img}\twelcome\t{p.confidence:.4f}\n"
     assert main(["predict", str(img), str(img), "--format", "jsonl"]) == 0

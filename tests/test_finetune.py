@@ -29,7 +29,7 @@ def test_transfer_keeps_shared_rows_and_reinitialises_new_ones(tiny_set: Path, t
     arch = _arch(tiny_set, tmp_path)
     torch.manual_seed(0)
     old_model = build_model(arch, OLD.num_classes)
-    new = Charset(list("ab!") + ["X", "0"])
+    new = Charset([*"ab!", "X", "0"])
     torch.manual_seed(1)
     new_model = build_model(arch, new.num_classes)
     fresh = {k: v.clone() for k, v in new_model.state_dict().items()}

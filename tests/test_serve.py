@@ -143,7 +143,7 @@ def test_char_positions_match_the_library(client: TestClient, rec: Recognizer) -
         assert res["char_positions"] == [list(x) for x in w.char_positions]
         assert len(res["char_positions"]) == len(res["text"])
         xs = [x for pos in res["char_positions"] for x in pos]
-        assert xs == sorted(xs) and 0 <= xs[0] and xs[-1] <= im.width and xs[-1] > xs[-2]
+        assert xs == sorted(xs) and xs[0] >= 0 and xs[-1] <= im.width and xs[-1] > xs[-2]
 
 
 def test_serve_settings_choose_the_decoder() -> None:

@@ -9,6 +9,7 @@ Numpy only: the torch-free ONNX install uses it too.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -228,7 +229,7 @@ def frames_to_pixels(frames: Sequence[tuple[int, int]], image_hw: tuple[int, int
     # a symbol read on a frame of the right padding (the BiLSTM may emit late) belongs to the image's end
     last = max(1, math.ceil(content_w * num_frames / input_w)) - 1
     frames = [(min(s, last), min(e, last)) for s, e in frames]
-    cuts = [(e0 + 1 + s1) / 2 for (_, e0), (s1, _) in zip(frames[:-1], frames[1:], strict=True)]
+    cuts = [(e0 + 1 + s1) / 2 for (_, e0), (s1, _) in itertools.pairwise(frames)]
     left = [float(frames[0][0]), *cuts]
     right = [*cuts, float(frames[-1][1] + 1)]
     return tuple((round(min(a * scale, w), 1), round(min(b * scale, w), 1)) for a, b in zip(left, right, strict=True))
