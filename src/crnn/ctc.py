@@ -6,8 +6,9 @@ A label is a sequence of class ids 1..C-1 (no blanks).
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -36,26 +37,29 @@ def ctc_log_prob(logp: np.ndarray, labels: Sequence[Sequence[int]]) -> np.ndarra
     """log p(label | frames) summed over all CTC alignments, for N labels at once: (N,).
 
     The forward algorithm, vectorised over labels and label positions; the loop runs over the T frames.
-    A label that needs more frames than there are gets -inf.
+    It works with probabilities rescaled at every frame (Rabiner's scaling: no underflow, no
+    log-sum-exp). A label that needs more frames than there are gets -inf.
     """
     if not labels:
         return np.zeros(0)
     ext, lengths, skip = _extended(labels)
     n, s = ext.shape
-    emit = logp[:, ext]  # (T, N, S): log-probability of each extended symbol at each frame
-    alpha = np.full((n, s), NEG_INF)
-    alpha[:, 0] = emit[0, :, 0]
+    emit = np.exp(logp)[:, ext]  # (T, N, S): probability of each extended symbol at each frame
+    alpha = np.zeros((n, s + 2))  # two leading zero columns stand for positions -2 and -1
+    alpha[:, 2] = emit[0, :, 0]
     if s > 1:
-        alpha[:, 1] = emit[0, :, 1]
-    for t in range(1, logp.shape[0]):
-        prev1 = np.concatenate([np.full((n, 1), NEG_INF), alpha[:, :-1]], axis=1)
-        prev2 = np.concatenate([np.full((n, 2), NEG_INF), alpha[:, :-2]], axis=1)
-        prev2 = np.where(skip, prev2, NEG_INF)
-        alpha = np.logaddexp(np.logaddexp(alpha, prev1), prev2) + emit[t]
-    rows = np.arange(n)
-    last = alpha[rows, lengths - 1]
-    before = np.where(lengths > 1, alpha[rows, np.maximum(lengths - 2, 0)], NEG_INF)
-    return np.logaddexp(last, before)
+        alpha[:, 3] = emit[0, :, 1]
+    log_scale = np.zeros(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for t in range(1, logp.shape[0]):
+            total = alpha.sum(axis=1, keepdims=True)
+            alpha /= np.where(total > 0, total, 1.0)
+            log_scale += np.log(total[:, 0])
+            cur = alpha[:, 2:] + alpha[:, 1:-1] + np.where(skip, alpha[:, :-2], 0.0)
+            alpha[:, 2:] = cur * emit[t]
+        rows = np.arange(n)
+        end = alpha[rows, lengths + 1] + np.where(lengths > 1, alpha[rows, lengths], 0.0)
+        return np.log(end) + log_scale
 
 
 def align(logp: np.ndarray, label: Sequence[int]) -> list[tuple[int, int]]:
@@ -131,9 +135,12 @@ def prefix_beam_search(logp: np.ndarray, chars: Sequence[str], beam_width: int,
     for t in range(logp.shape[0]):
         row = logp[t]
         cand = np.flatnonzero(row[1:] >= log_prune) + 1
+        p_blank = float(probs[t, 0])
+        if cand.size == 0:  # only the blank is likely: every prefix ends in a blank, the ranking stays
+            beams = {prefix: [(pb + pnb) * p_blank, 0.0] for prefix, (pb, pnb) in beams.items()}
+            continue
         if cand.size > beam_width:
             cand = cand[np.argsort(row[cand])[::-1][:beam_width]]
-        p_blank = float(probs[t, 0])
         nxt: dict[tuple[int, ...], list[float]] = {}
         for prefix, (pb, pnb) in beams.items():
             _add(nxt, prefix, (pb + pnb) * p_blank, 0.0)
@@ -145,7 +152,15 @@ def prefix_beam_search(logp: np.ndarray, chars: Sequence[str], beam_width: int,
                     _add(nxt, (*prefix, c), 0.0, pb * pc)  # a blank separated it: a new symbol
                 else:
                     _add(nxt, (*prefix, c), 0.0, (pb + pnb) * pc)
-        beams = dict(_best(nxt, beam_width, prior))
+        if len(nxt) > beam_width:
+            for prefix in nxt:
+                prior(prefix)
+            nxt = dict(heapq.nlargest(beam_width, nxt.items(),
+                                      key=lambda kv: math.log(kv[1][0] + kv[1][1] + 1e-300) + lm_score[kv[0]]))
+        z = max(pb + pnb for pb, pnb in nxt.values())
+        if 0 < z < 1e-30:  # rescale (the ranking does not change) so that long inputs never underflow
+            nxt = {prefix: [pb / z, pnb / z] for prefix, (pb, pnb) in nxt.items()}
+        beams = nxt
 
     def final(prefix: tuple[int, ...]) -> float:
         pb, pnb = beams[prefix]
@@ -172,11 +187,3 @@ def _text(prefix: tuple[int, ...], chars: Sequence[str]) -> str:
     return "".join(chars[i - 1] for i in prefix)
 
 
-def _best(cells: dict[tuple[int, ...], list[float]], k: int, prior: Callable[[tuple[int, ...]], float]
-          ) -> list[tuple[tuple[int, ...], list[float]]]:
-    """The k prefixes with the best fused score."""
-    def score(item: tuple[tuple[int, ...], list[float]]) -> float:
-        total = item[1][0] + item[1][1]
-        return (math.log(total) if total > 0 else -math.inf) + prior(item[0])
-
-    return sorted(cells.items(), key=score, reverse=True)[:k]

@@ -129,6 +129,7 @@ class Lexicon:
         if not self.words:
             raise ValueError("the lexicon has no word the charset can express")
         self.charset, self.max_distance = charset, max_distance
+        self.labels = {w: charset.encode(w) for w in self.words}
 
     @classmethod
     def from_file(cls, path: str, charset: Charset, max_distance: int = 3) -> Lexicon:
@@ -160,7 +161,7 @@ class Lexicon:
         words = self.candidates(free.text)
         if not words:
             return free
-        labels = [self.charset.encode(w) for w in words]
+        labels = [self.labels[w] for w in words]
         scores = ctc_log_prob(logp, labels)
         best = int(np.argmax(scores))
         if not np.isfinite(scores[best]):
