@@ -11,9 +11,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from crnn.config import ConfigError, PostProcessConfig
+from crnn.config import ConfigError, DatasetConfig, PostProcessConfig
 
 if TYPE_CHECKING:
     from crnn.decode import Prediction
@@ -69,9 +69,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from crnn.calibration import calibrate
+
+    res = calibrate(args.checkpoint, args.out, _sets_config(args.sets, args.label_file) if args.sets else None,
+                    is_filter=args.filter)
+    b, a = res["before"], res["after"]
+    print(f"temperature {res['temperature']:g} fitted on {res['count']} images: "
+          f"ECE {100 * b['ece']:.2f}% -> {100 * a['ece']:.2f}%; wrote {args.out}")
+    return 0
+
+
+def _sets_config(sets: list[str], label_file: str) -> DatasetConfig:
+    """A MixDataSet of ``DIR[:LABELS]`` folders (a label file inside) or LMDB trees."""
+    members = []
+    for spec in sets:
+        d, _, label = spec.partition(":")
+        path = str(Path(d) / (label or label_file))
+        members.append(DatasetConfig(name="SimpleDataSet", data_dir=d, label_file_list=[path])
+                       if Path(path).is_file() else DatasetConfig(name="LMDBDataSet", data_dir=d))
+    return DatasetConfig(name="MixDataSet", datasets=members)
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from crnn import checkpoint
-    from crnn.config import DatasetConfig, config_from_dict, load_config
+    from crnn.config import config_from_dict, load_config
     from crnn.evaluate import Miss, evaluate_sets, format_table, write_json, write_misses
     from crnn.torch_backend import load_model
 
@@ -96,20 +118,15 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError("no Eval section: give -c CONFIG with one, or --sets DIR ...")
     dataset_cfg = cfg.Eval.dataset
     if args.sets:
-        members = []
-        for spec in args.sets:
-            d, _, label = spec.partition(":")
-            label_file = str(Path(d) / (label or args.label_file))
-            members.append(DatasetConfig(name="SimpleDataSet", data_dir=d, label_file_list=[label_file])
-                           if Path(label_file).is_file() else DatasetConfig(name="LMDBDataSet", data_dir=d))
-        dataset_cfg = DatasetConfig(name="MixDataSet", datasets=members, transforms=dataset_cfg.transforms)
+        dataset_cfg = dataclasses.replace(_sets_config(args.sets, args.label_file), transforms=dataset_cfg.transforms)
     from crnn.decoders import build_decoder
 
     cfg.PostProcess = _postprocess(cfg.PostProcess, args)
     decoder = build_decoder(cfg.PostProcess, charset)
     misses: dict[str, list[Miss]] | None = {} if args.errors else None
+    scores: dict[str, list[tuple[float, bool]]] | None = {} if args.calibration else None
     result = evaluate_sets(model, cfg, charset, dataset_cfg, cfg.Eval.loader, is_filter=args.filter,
-                           misses=misses, decoder=decoder)
+                           misses=misses, decoder=decoder, scores=scores)
     result["decoder"] = dataclasses.asdict(cfg.PostProcess)
     result["checkpoint"] = str(cfg.Global.checkpoints)
     print(format_table(result))
@@ -117,6 +134,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         write_json(result, args.json)
     if misses is not None:
         write_misses(misses, args.errors)
+    if scores is not None:
+        from crnn.calibration import format_calibration, rejection, reliability, write_report
+
+        every = [s for v in scores.values() for s in v]
+        cal: dict[str, Any] = {"temperature": cfg.PostProcess.temperature, "sets": {}}
+        for name, v in [*scores.items(), ("total", every)]:
+            conf, right = [c for c, _ in v], [r for _, r in v]
+            cal["sets"][name] = {**reliability(conf, right), "reject": rejection(conf, right)}
+        write_report(cal, args.calibration)
+        print(format_calibration(cal))
+        print(f"wrote {args.calibration}/calibration.json and reliability.png")
     return 0
 
 
@@ -253,8 +281,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the result table as JSON here")
     p.add_argument("--errors", metavar="TSV",
                    help="also write every misrecognised image (set, image, label, prediction, confidence) here")
+    p.add_argument("--calibration", metavar="DIR",
+                   help="also write a calibration report (ECE, rejection curve, reliability.png) here")
     _add_decoder_args(p)
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("calibrate", help="fit the confidence temperature on a validation set")
+    p.add_argument("--checkpoint", required=True, help="checkpoint to calibrate")
+    p.add_argument("--out", required=True, help="checkpoint to write (the same weights + PostProcess.temperature)")
+    p.add_argument("--sets", nargs="+", metavar="DIR[:LABELS]",
+                   help="validation sets (default: the checkpoint config's Eval dataset); never a benchmark")
+    p.add_argument("--label-file", default="labels.tsv", help="label file name inside each --sets folder")
+    p.add_argument("--filter", action=argparse.BooleanOptionalAction, default=True,
+                   help="36-char protocol when deciding which readings are right (default on)")
+    p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser("predict", help="recognize word images (files, folders, globs)")
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")

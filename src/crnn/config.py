@@ -139,6 +139,7 @@ class PostProcessConfig:
     allow: str | None = None  # only these symbols may be output (e.g. "0123456789")
     block: str | None = None  # these symbols are never output
     word_score: str = "mean"  # mean (PaddleOCR) | min | product of the symbols' confidences
+    temperature: float = 1.0  # logits are divided by it before the softmax (fitted by `crnn calibrate`)
 
 
 @dataclass

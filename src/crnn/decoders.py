@@ -33,12 +33,16 @@ class Decoder:
     def __init__(self, charset: Charset, cfg: PostProcessConfig):
         if cfg.word_score not in WORD_SCORES:
             raise ConfigError(f"PostProcess.word_score: {cfg.word_score!r} is not one of {', '.join(WORD_SCORES)}")
+        if not cfg.temperature > 0:
+            raise ConfigError(f"PostProcess.temperature must be > 0, got {cfg.temperature}")
         self.charset, self.cfg = charset, cfg
         self.mask = symbol_mask(charset, cfg.allow, cfg.block)  # (C,) bool, or None: every class allowed
         self.lexicon = Lexicon.from_file(cfg.lexicon, charset, cfg.lexicon_max_distance) if cfg.lexicon else None
 
     def masked(self, logits: np.ndarray) -> np.ndarray:
-        """Logits with the classes outside the allow/block lists at -inf (so softmax renormalises)."""
+        """Logits divided by the temperature, with the classes outside the allow/block lists at -inf."""
+        if self.cfg.temperature != 1.0:
+            logits = logits.astype(np.float32) / np.float32(self.cfg.temperature)
         if self.mask is None:
             return logits
         return np.where(self.mask, logits.astype(np.float32), np.float32(-np.inf))
