@@ -134,8 +134,8 @@ class PostProcessConfig:
     lexicon_max_distance: int = 3  # lexicon candidates: words within this many edits of the free reading
     lm: str | None = None  # word list file: character n-gram prior for the beam (shallow fusion)
     lm_order: int = 4
-    lm_weight: float = 0.3
-    length_bonus: float = 0.0  # added per symbol to beam scores (offsets the prior's bias to short words)
+    lm_weight: float = 0.2  # 0.2 and 1.0: the best pair on the validation split (scripts/decoder_report.py --sweep)
+    length_bonus: float = 1.0  # with lm: added per symbol to beam scores (offsets the prior's cost per symbol)
     allow: str | None = None  # only these symbols may be output (e.g. "0123456789")
     block: str | None = None  # these symbols are never output
     word_score: str = "mean"  # mean (PaddleOCR) | min | product of the symbols' confidences

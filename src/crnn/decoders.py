@@ -84,6 +84,7 @@ class BeamDecoder(Decoder):
             from crnn.lm import CharNgram
 
             self.lm = CharNgram.from_file(cfg.lm, charset, cfg.lm_order)
+        self.bonus = cfg.length_bonus if self.lm is not None else 0.0  # it offsets the prior's cost per symbol
 
     def __call__(self, logits: np.ndarray) -> list[Prediction]:
         logp = log_softmax(self.masked(logits))
@@ -98,20 +99,19 @@ class BeamDecoder(Decoder):
     def search(self, logp: np.ndarray, greedy: Prediction) -> list[int]:
         """The best label of one row (T, C): beams rescored exactly, fused with the prior if any."""
         cfg = self.cfg
-        beams = prefix_beam_search(logp, self.charset.chars, cfg.beam_width, self.lm, cfg.lm_weight,
-                                   cfg.length_bonus)
+        beams = prefix_beam_search(logp, self.charset.chars, cfg.beam_width, self.lm, cfg.lm_weight, self.bonus)
         labels = [list(p) for p, _ in beams]
         g = self.charset.encode(greedy.text)
         if g not in labels:
             labels.append(g)
         score = ctc_log_prob(logp, labels)
-        if self.lm is not None or cfg.length_bonus:
+        if self.lm is not None:
             score = score + np.array([self.prior(lab) for lab in labels])
         return labels[int(np.argmax(score))]
 
     def prior(self, label: Sequence[int]) -> float:
         """lm_weight * log p_lm(label + end of word) + length_bonus * len(label)."""
-        total = self.cfg.length_bonus * len(label)
+        total = self.bonus * len(label)
         if self.lm is not None:
             text = self.charset.decode(label)
             lp = sum(self.lm.log_prob(text[:i], text[i]) for i in range(len(text)))
