@@ -111,6 +111,7 @@ def _atomic(path: str | os.PathLike[str], write: Callable[[Any], object]) -> Non
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for reading
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -94,7 +94,7 @@ def _sets_config(sets: list[str], label_file: str) -> DatasetConfig:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from crnn import checkpoint
     from crnn.config import config_from_dict, load_config
-    from crnn.evaluate import Miss, evaluate_sets, format_table, write_json, write_misses
+    from crnn.evaluate import Miss, Record, evaluate_sets, format_table, write_json, write_misses
     from crnn.torch_backend import load_model
 
     overrides = list(args.override)
@@ -124,9 +124,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     cfg.PostProcess = _postprocess(cfg.PostProcess, args)
     decoder = build_decoder(cfg.PostProcess, charset)
     misses: dict[str, list[Miss]] | None = {} if args.errors else None
-    scores: dict[str, list[tuple[float, bool]]] | None = {} if args.calibration else None
+    records: dict[str, tuple[list[Record], Any]] | None = {} if args.calibration or args.report else None
     result = evaluate_sets(model, cfg, charset, dataset_cfg, cfg.Eval.loader, is_filter=args.filter,
-                           misses=misses, decoder=decoder, scores=scores)
+                           misses=misses, decoder=decoder, records=records)
     result["decoder"] = dataclasses.asdict(cfg.PostProcess)
     result["checkpoint"] = str(cfg.Global.checkpoints)
     print(format_table(result))
@@ -134,17 +134,24 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         write_json(result, args.json)
     if misses is not None:
         write_misses(misses, args.errors)
-    if scores is not None:
+    if records is not None and args.calibration:
         from crnn.calibration import format_calibration, rejection, reliability, write_report
 
-        every = [s for v in scores.values() for s in v]
+        every = [r for recs, _ in records.values() for r in recs]
         cal: dict[str, Any] = {"temperature": cfg.PostProcess.temperature, "sets": {}}
-        for name, v in [*scores.items(), ("total", every)]:
-            conf, right = [c for c, _ in v], [r for _, r in v]
+        for name, recs in [*((k, v[0]) for k, v in records.items()), ("total", every)]:
+            conf, right = [r.confidence for r in recs], [r.right for r in recs]
             cal["sets"][name] = {**reliability(conf, right), "reject": rejection(conf, right)}
         write_report(cal, args.calibration)
         print(format_calibration(cal))
         print(f"wrote {args.calibration}/calibration.json and reliability.png")
+    if records is not None and args.report:
+        from crnn.metrics import make_normalizer
+        from crnn.report import write_report as write_html
+
+        normalize = make_normalizer(args.filter, cfg.Metric.ignore_space, charset.normalize)
+        page = write_html(records, normalize, args.report, f"crnn eval: {Path(str(cfg.Global.checkpoints)).name}")
+        print(f"wrote {page}")
     return 0
 
 
@@ -283,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write every misrecognised image (set, image, label, prediction, confidence) here")
     p.add_argument("--calibration", metavar="DIR",
                    help="also write a calibration report (ECE, rejection curve, reliability.png) here")
+    p.add_argument("--report", metavar="DIR", help="also write an HTML error report (DIR/index.html)")
     _add_decoder_args(p)
     p.set_defaults(func=_cmd_eval)
 
