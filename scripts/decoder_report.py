@@ -47,7 +47,9 @@ def cpu_flags() -> str:
     flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
     model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "?")
     wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
-    return f"{model}, {os.cpu_count()} cores, flags: {' '.join(f for f in wanted if f in flags)}"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")  # the machine is shared
+    return (f"{model}, {os.cpu_count()} cores, flags: {' '.join(f for f in wanted if f in flags)}; "
+            f"load average {load:.1f}")
 
 
 def one_set(data_dir: str, label_file: str, cfg: Config) -> DatasetConfig:
