@@ -48,6 +48,8 @@ def test_recognizing_with_onnx_never_imports_torch(tiny_onnx: Path, tiny_set: Pa
         assert len(preds) == 24, preds
         assert main(["predict", "--model", {str(tiny_onnx)!r}, "--threads", "1",
                      {str(tiny_set / "images" / "001.png")!r}]) == 0
+        assert main(["predict", "--model", {str(tiny_onnx)!r}, "--threads", "1", "--decoder", "beam",
+                     "--allow", "abcdefgh", "--format", "jsonl", {str(tiny_set / "images" / "001.png")!r}]) == 0
         assert "torch" not in sys.modules
         print("OK")
     """)

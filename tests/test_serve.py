@@ -133,6 +133,28 @@ def test_char_confidences(client: TestClient) -> None:
             assert np.mean(res["char_confidences"]) == pytest.approx(res["confidence"], abs=1e-5)
 
 
+def test_char_positions_match_the_library(client: TestClient, rec: Recognizer) -> None:
+    imgs = [draw_word(w, i) for i, w in enumerate(["exit", "shop"])]
+    r = client.post("/v1/recognize?char_positions=true", files=files(*(encode(im) for im in imgs)))
+    assert r.status_code == 200, r.text
+    want = rec([np.asarray(im) for im in imgs])
+    for res, w, im in zip(r.json()["results"], want, imgs, strict=True):
+        assert "char_confidences" not in res
+        assert res["char_positions"] == [list(x) for x in w.char_positions]
+        assert len(res["char_positions"]) == len(res["text"])
+        xs = [x for pos in res["char_positions"] for x in pos]
+        assert xs == sorted(xs) and xs[0] >= 0 and xs[-1] <= im.width and xs[-1] > xs[-2]
+
+
+def test_serve_settings_choose_the_decoder() -> None:
+    from crnn.serve.server import load_recognizer
+
+    digits = load_recognizer(ServeSettings(postprocess={"allow": "0123456789"}))
+    assert set(digits([draw_word("shop 42", 0)])[0].text) <= set("0123456789")
+    with pytest.raises(ValueError, match="no_such_key"):
+        load_recognizer(ServeSettings(postprocess={"no_such_key": 1}))
+
+
 def test_greedy_decode_chars_agrees_with_greedy_decode() -> None:
     charset = Charset.from_config(None)
     logits = np.random.default_rng(0).normal(size=(6, 25, charset.num_classes)).astype(np.float32) * 3
@@ -275,7 +297,7 @@ def test_openapi_describes_the_api(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     op = spec["paths"]["/v1/recognize"]["post"]
     assert set(op["requestBody"]["content"]) == {"multipart/form-data", "application/json"}
-    assert {p["name"] for p in op["parameters"]} == {"char_confidences"}
+    assert {p["name"] for p in op["parameters"]} == {"char_confidences", "char_positions"}
     assert {"200", "400", "408", "413", "415", "422", "500", "503", "504"} <= set(op["responses"])
     assert op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/RecognizeResponse")
     assert op["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")

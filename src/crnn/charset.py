@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 DEFAULT_CHARACTERS = "0123456789abcdefghijklmnopqrstuvwxyz"
+DICTS_DIR = Path(__file__).parent / "dicts"  # shipped dictionaries: en_36.txt, en_95.txt, en_dict.txt
 
 
 class Charset:
@@ -25,7 +26,11 @@ class Charset:
 
     @classmethod
     def from_config(cls, character_dict_path: str | None, use_space_char: bool = False) -> Charset:
-        """PaddleOCR's ``CTCLabelEncode`` rules: no dict → ``0-9a-z`` with lower-casing."""
+        """PaddleOCR's ``CTCLabelEncode`` rules: no dict → ``0-9a-z`` with lower-casing.
+
+        One addition: a dict with lower-case letters and no upper-case ones (``dicts/en_36.txt``) also
+        lower-cases labels, so ``Home`` trains as ``home`` instead of losing its ``H``.
+        """
         if not character_dict_path:
             return cls(DEFAULT_CHARACTERS, lower=True)
         path = Path(character_dict_path)
@@ -34,7 +39,8 @@ class Charset:
         chars = [line.rstrip("\r\n") for line in path.read_text(encoding="utf-8-sig").splitlines()]
         if use_space_char:
             chars.append(" ")
-        return cls(chars, lower=False)
+        caseless = any(c.islower() for c in chars) and not any(c.isupper() for c in chars)
+        return cls(chars, lower=caseless)
 
     @property
     def num_classes(self) -> int:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import glob
+import json
 import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from crnn.config import ConfigError
+from crnn.config import ConfigError, DatasetConfig, PostProcessConfig
+
+if TYPE_CHECKING:
+    from crnn.decode import Prediction
 
 log = logging.getLogger("crnn")
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"}
@@ -50,6 +56,31 @@ def _wait_forwarding_signals(proc: subprocess.Popen[bytes]) -> int:
     return rc
 
 
+def _add_decoder_args(p: argparse.ArgumentParser) -> None:
+    """Flags that override the ``PostProcess`` decoder options (see ``crnn.decoders``)."""
+    g = p.add_argument_group("decoding (override the config's PostProcess section)")
+    g.add_argument("--decoder", choices=["greedy", "beam"], help="greedy (default, PaddleOCR's) or CTC beam search")
+    g.add_argument("--beam-width", type=int, help="beam width (default 10)")
+    g.add_argument("--lexicon", metavar="FILE", help="word list: answer the in-lexicon word with the best CTC score")
+    g.add_argument("--lexicon-max-distance", type=int, help="lexicon candidates within this many edits (default 3)")
+    g.add_argument("--lm", metavar="FILE", help="word list for a character n-gram prior (beam decoder)")
+    g.add_argument("--lm-weight", type=float, help="weight of the prior in the beam score (default 0.3)")
+    g.add_argument("--allow", metavar="CHARS", help="only these symbols may be read, e.g. 0123456789")
+    g.add_argument("--block", metavar="CHARS", help="these symbols are never read")
+    g.add_argument("--word-score", choices=["mean", "min", "product"],
+                   help="word confidence from the symbols' ones (default mean, as PaddleOCR)")
+
+
+def _postprocess(base: PostProcessConfig | None, args: argparse.Namespace) -> PostProcessConfig:
+    """``base`` with the decoding flags that were given (values taken verbatim, no YAML typing)."""
+    keys = ("decoder", "beam_width", "lexicon", "lexicon_max_distance", "lm", "lm_weight", "allow", "block",
+            "word_score")
+    given = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+    if given.get("lm") and "decoder" not in given:
+        given["decoder"] = "beam"  # a prior only acts in the beam search
+    return dataclasses.replace(base or PostProcessConfig(), **given)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from crnn.config import load_config
 
@@ -70,10 +101,35 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from crnn.calibration import calibrate
+
+    res = calibrate(args.checkpoint, args.out, _sets_config(args.sets, args.label_file) if args.sets else None,
+                    is_filter=args.filter)
+    b, a = res["before"], res["after"]
+    print(f"temperature {res['temperature']:g} fitted on {res['count']} images: "
+          f"ECE {100 * b['ece']:.2f}% -> {100 * a['ece']:.2f}%; wrote {args.out}")
+    return 0
+
+
+def _sets_config(sets: list[str], label_file: str) -> DatasetConfig:
+    """A MixDataSet of ``DIR[:LABELS]`` folders (a label file inside) or LMDB trees."""
+    members = []
+    for spec in sets:
+        d, _, label = spec.partition(":")
+        path = str(Path(d) / (label or label_file))
+        if not Path(path).is_file() and not any(Path(d).rglob("data.mdb")):
+            raise FileNotFoundError(f"--sets {d}: no label file {path} and no LMDB (data.mdb) in it; "
+                                    "name the label file as DIR:LABELS or with --label-file")
+        members.append(DatasetConfig(name="SimpleDataSet", data_dir=d, label_file_list=[path])
+                       if Path(path).is_file() else DatasetConfig(name="LMDBDataSet", data_dir=d))
+    return DatasetConfig(name="MixDataSet", datasets=members)
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from crnn import checkpoint
-    from crnn.config import DatasetConfig, config_from_dict, load_config
-    from crnn.evaluate import Miss, evaluate_sets, format_table, write_json, write_misses
+    from crnn.config import config_from_dict, load_config
+    from crnn.evaluate import Miss, Record, evaluate_sets, format_table, write_json, write_misses
     from crnn.torch_backend import load_model
 
     overrides = list(args.override)
@@ -97,25 +153,40 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError("no Eval section: give -c CONFIG with one, or --sets DIR ...")
     dataset_cfg = cfg.Eval.dataset
     if args.sets:
-        members = []
-        for spec in args.sets:
-            d, _, label = spec.partition(":")
-            label_file = str(Path(d) / (label or args.label_file))
-            if not Path(label_file).is_file() and not any(Path(d).rglob("data.mdb")):
-                raise FileNotFoundError(f"--sets {d}: no label file {label_file} and no LMDB (data.mdb) in it; "
-                                        "name the label file as DIR:LABELS or with --label-file")
-            members.append(DatasetConfig(name="SimpleDataSet", data_dir=d, label_file_list=[label_file])
-                           if Path(label_file).is_file() else DatasetConfig(name="LMDBDataSet", data_dir=d))
-        dataset_cfg = DatasetConfig(name="MixDataSet", datasets=members, transforms=dataset_cfg.transforms)
+        dataset_cfg = dataclasses.replace(_sets_config(args.sets, args.label_file), transforms=dataset_cfg.transforms)
+    from crnn.decoders import build_decoder
+
+    cfg.PostProcess = _postprocess(cfg.PostProcess, args)
+    decoder = build_decoder(cfg.PostProcess, charset)
     misses: dict[str, list[Miss]] | None = {} if args.errors else None
+    records: dict[str, tuple[list[Record], Any]] | None = {} if args.calibration or args.report else None
     result = evaluate_sets(model, cfg, charset, dataset_cfg, cfg.Eval.loader, is_filter=args.filter,
-                           misses=misses)
+                           misses=misses, decoder=decoder, records=records)
+    result["decoder"] = dataclasses.asdict(cfg.PostProcess)
     result["checkpoint"] = str(cfg.Global.checkpoints)
     print(format_table(result))
     if args.json:
         write_json(result, args.json)
     if misses is not None:
         write_misses(misses, args.errors)
+    if records is not None and args.calibration:
+        from crnn.calibration import format_calibration, rejection, reliability, write_report
+
+        every = [r for recs, _ in records.values() for r in recs]
+        cal: dict[str, Any] = {"temperature": cfg.PostProcess.temperature, "sets": {}}
+        for name, recs in [*((k, v[0]) for k, v in records.items()), ("total", every)]:
+            conf, right = [r.confidence for r in recs], [r.right for r in recs]
+            cal["sets"][name] = {**reliability(conf, right), "reject": rejection(conf, right)}
+        write_report(cal, args.calibration)
+        print(format_calibration(cal))
+        print(f"wrote {args.calibration}/calibration.json and reliability.png")
+    if records is not None and args.report:
+        from crnn.metrics import make_normalizer
+        from crnn.report import write_report as write_html
+
+        normalize = make_normalizer(args.filter, cfg.Metric.ignore_space, charset.normalize)
+        page = write_html(records, normalize, args.report, f"crnn eval: {Path(str(cfg.Global.checkpoints)).name}")
+        print(f"wrote {page}")
     return 0
 
 
@@ -136,10 +207,13 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from crnn.decoders import build_decoder
     from crnn.predict import Recognizer, load_image
 
     rec = Recognizer.from_checkpoint(args.model or args.checkpoint, batch_size=args.batch_size,
                                      num_threads=args.threads)
+    base = getattr(rec.decoder, "cfg", None)
+    rec.decoder = build_decoder(_postprocess(base, args), rec.charset)
     paths = expand_inputs(args.inputs)
     if not paths:
         print(f"error: no image files ({', '.join(sorted(IMAGE_EXTS))}) in {' '.join(args.inputs)}", file=sys.stderr)
@@ -152,9 +226,25 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             failed += 1
+    records = []
     for p, pred in zip(good, rec.recognize_arrays(images), strict=True):
-        print(f"{p}\t{pred.text}\t{pred.confidence:.4f}")
+        if args.format == "tsv":
+            print(f"{p}\t{pred.text}\t{pred.confidence:.4f}")
+        elif args.format == "jsonl":
+            print(json.dumps({"path": p, **prediction_dict(pred)}, ensure_ascii=False))
+        else:
+            records.append({"path": p, **prediction_dict(pred)})
+    if args.format == "json":
+        print(json.dumps(records, ensure_ascii=False, indent=2))
     return 1 if failed or not paths else 0
+
+
+def prediction_dict(pred: Prediction) -> dict[str, object]:
+    """A prediction as JSON-ready fields: text, confidence, chars (symbol, confidence, x0, x1)."""
+    chars = [{"char": c, "confidence": round(conf, 4), **({"x0": pos[0], "x1": pos[1]} if pos else {})}
+             for c, conf, pos in zip(pred.text, pred.char_confidences,
+                                     pred.char_positions or [None] * len(pred.text), strict=False)]
+    return {"text": pred.text, "confidence": round(pred.confidence, 4), "chars": chars}
 
 
 def _cmd_lmdb_create(args: argparse.Namespace) -> int:
@@ -179,10 +269,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from crnn.serve.server import run
     from crnn.serve.settings import ServeSettings
 
+    pp = {k: v for k, v in dataclasses.asdict(_postprocess(None, args)).items()
+          if v != getattr(PostProcessConfig(), k)}  # only what the flags changed
     run(ServeSettings(model=args.model, host=args.host, port=args.port, workers=args.workers, threads=args.threads,
                       max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_images=args.max_images,
                       max_request_bytes=int(args.max_request_mb * 1024 * 1024), timeout_s=args.timeout,
-                      allowed_hosts=tuple(args.allowed_host), allow_cross_origin=args.allow_cross_origin))
+                      allowed_hosts=tuple(args.allowed_host), allow_cross_origin=args.allow_cross_origin,
+                      postprocess=pp))
     return 0
 
 
@@ -234,7 +327,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the result table as JSON here")
     p.add_argument("--errors", metavar="TSV",
                    help="also write every misrecognised image (set, image, label, prediction, confidence) here")
+    p.add_argument("--calibration", metavar="DIR",
+                   help="also write a calibration report (ECE, rejection curve, reliability.png) here")
+    p.add_argument("--report", metavar="DIR", help="also write an HTML error report (DIR/index.html)")
+    _add_decoder_args(p)
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("calibrate", help="fit the confidence temperature on a validation set")
+    p.add_argument("--checkpoint", required=True, help="checkpoint to calibrate")
+    p.add_argument("--out", required=True, help="checkpoint to write (the same weights + PostProcess.temperature)")
+    p.add_argument("--sets", nargs="+", metavar="DIR[:LABELS]",
+                   help="validation sets (default: the checkpoint config's Eval dataset); never a benchmark")
+    p.add_argument("--label-file", default="labels.tsv", help="label file name inside each --sets folder")
+    p.add_argument("--filter", action=argparse.BooleanOptionalAction, default=True,
+                   help="36-char protocol when deciding which readings are right (default on)")
+    p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser("predict", help="recognize word images (files, folders, globs)")
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
@@ -242,6 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="a .pt checkpoint or an exported .onnx model")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    p.add_argument("--format", choices=["tsv", "json", "jsonl"], default="tsv",
+                   help="tsv: path, text, confidence (default); json/jsonl: also each symbol's confidence and "
+                        "x range in the image's pixels")
+    _add_decoder_args(p)
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("convert", help="convert weights from other frameworks")
@@ -269,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: localhost, 127.0.0.1, ::1 and --host)")
     p.add_argument("--allow-cross-origin", action="store_true",
                    help="accept requests that web pages of other origins send from a browser (refused by default)")
+    _add_decoder_args(p)
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX (verified against PyTorch), optionally int8")

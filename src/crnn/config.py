@@ -127,6 +127,19 @@ class PostProcessConfig:
     name: str = "CTCLabelDecode"
     character_dict_path: str | None = None
     use_space_char: bool | None = None
+    # crnn extensions: the decoder (crnn.decoders) and what a prediction's confidence is
+    decoder: str = "greedy"  # greedy (PaddleOCR's) | beam (CTC prefix beam search)
+    beam_width: int = 10
+    lexicon: str | None = None  # word list file: answer the in-lexicon word with the best CTC score
+    lexicon_max_distance: int = 3  # lexicon candidates: words within this many edits of the free reading
+    lm: str | None = None  # word list file: character n-gram prior for the beam (shallow fusion)
+    lm_order: int = 4
+    lm_weight: float = 0.2  # 0.2 and 1.0: the best pair on the validation split (scripts/decoder_report.py --sweep)
+    length_bonus: float = 1.0  # with lm: added per symbol to beam scores (offsets the prior's cost per symbol)
+    allow: str | None = None  # only these symbols may be output (e.g. "0123456789")
+    block: str | None = None  # these symbols are never output
+    word_score: str = "mean"  # mean (PaddleOCR) | min | product of the symbols' confidences
+    temperature: float = 1.0  # logits are divided by it before the softmax (fitted by `crnn calibrate`)
 
 
 @dataclass
@@ -236,6 +249,8 @@ class GlobalConfig:
     ema_decay: float | None = None  # keep an exponential moving average of the weights
     use_sync_bn: bool = False  # SyncBatchNorm across DDP ranks (GPUs only: a PyTorch limitation)
     save_latest_step: int = 500  # also write latest.pt every this many steps (0: only at evaluations and epochs)
+    freeze_backbone_steps: int = 0  # fine-tuning: leave the backbone's weights unchanged for the first N steps
+    finetune_case_init: bool = False  # new charset: start a new symbol's head row from its other case's row
 
 
 @dataclass

@@ -16,7 +16,7 @@ from crnn.charset import Charset
 from crnn.config import Config, DatasetConfig, LoaderConfig
 from crnn.data.datasets import RecDataset, build_sources, eval_label_check
 from crnn.data.loader import Batch, build_loader
-from crnn.decode import greedy_decode
+from crnn.decoders import Decoder, build_decoder
 from crnn.metrics import RecMetric, make_normalizer
 
 log = logging.getLogger(__name__)
@@ -31,18 +31,33 @@ class Miss(NamedTuple):
     confidence: float
 
 
+class Record(NamedTuple):
+    """One eval image's outcome (calibration and error reports): a ``Miss`` plus whether it was right."""
+
+    key: str
+    label: str
+    prediction: str
+    confidence: float
+    right: bool
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader: DataLoader[Batch], charset: Charset, metric: RecMetric,
-             channels_last: bool = False, misses: list[Miss] | None = None) -> dict[str, float]:
-    """Run ``model`` over ``loader``; returns acc, norm_edit_dis, count, skipped and fps.
+             channels_last: bool = False, misses: list[Miss] | None = None,
+             decoder: Decoder | None = None, records: list[Record] | None = None,
+             outputs: list[tuple[Any, list[str]]] | None = None) -> dict[str, float]:
+    """Run ``model`` over ``loader``; returns acc, norm_edit_dis, count, skipped, fps and decode_ms.
 
-    fps counts the model's forward pass only, as PaddleOCR's eval does. When ``misses`` is given,
-    every image the metric counts as wrong is appended to it.
+    fps counts the model's forward pass only, as PaddleOCR's eval does; decode_ms is the decoder's
+    time per image (``decoder``: default greedy). When ``misses`` is given, every image the metric
+    counts as wrong is appended to it; ``records`` receives every image's ``Record`` and ``outputs``
+    (logits (B, T, C), labels) of every batch (calibration).
     """
+    decoder = decoder or build_decoder(None, charset)
     was_training = model.training
     model.eval()
     metric.reset()
-    skipped, forward_s, n = 0, 0.0, 0
+    skipped, forward_s, decode_s, n = 0, 0.0, 0.0, 0
     device = next(model.parameters()).device
     for batch in loader:
         skipped += batch.skipped
@@ -55,14 +70,21 @@ def evaluate(model: torch.nn.Module, loader: DataLoader[Batch], charset: Charset
         logits = model(images).float().cpu().numpy()
         forward_s += time.perf_counter() - t0
         n += len(batch.texts)
-        preds = greedy_decode(logits, charset)
+        t0 = time.perf_counter()
+        preds = decoder(logits)
+        decode_s += time.perf_counter() - t0
         right = metric.update([p.text for p in preds], batch.texts)
+        if records is not None:
+            records.extend(Record(key, label, p.text, p.confidence, ok)
+                           for key, label, p, ok in zip(batch.keys, batch.texts, preds, right, strict=True))
+        if outputs is not None:
+            outputs.append((logits, list(batch.texts)))
         if misses is not None:
             misses.extend(Miss(key, label, p.text, p.confidence)
                           for key, label, p, ok in zip(batch.keys, batch.texts, preds, right, strict=True) if not ok)
     model.train(was_training)
     result = metric.compute()
-    result.update(skipped=skipped, fps=n / forward_s if forward_s else 0.0)
+    result.update(skipped=skipped, fps=n / forward_s if forward_s else 0.0, decode_ms=1000 * decode_s / max(n, 1))
     return result
 
 
@@ -88,11 +110,15 @@ def eval_datasets(dataset_cfg: DatasetConfig, normalize: Any, strict: bool) -> l
 
 def evaluate_sets(model: torch.nn.Module, cfg: Config, charset: Charset, dataset_cfg: DatasetConfig,
                   loader_cfg: LoaderConfig, is_filter: bool,
-                  misses: dict[str, list[Miss]] | None = None) -> dict[str, Any]:
+                  misses: dict[str, list[Miss]] | None = None, decoder: Decoder | None = None,
+                  records: dict[str, tuple[list[Record], RecDataset]] | None = None) -> dict[str, Any]:
     """Evaluate every set of ``dataset_cfg`` separately; add the mean over sets and the total.
 
-    When ``misses`` is given, it receives each set's misrecognised images under the set's name.
+    Decoding is ``decoder``, by default the one ``cfg.PostProcess`` names. When ``misses`` is given,
+    it receives each set's misrecognised images under the set's name; ``records`` likewise every
+    image's ``Record``, with the set's dataset (to read the images again for a report).
     """
+    decoder = decoder or build_decoder(cfg.PostProcess, charset)
     normalize = make_normalizer(is_filter, cfg.Metric.ignore_space, charset.normalize)
     loader_cfg = replace(loader_cfg, shuffle=False, drop_last=False)
     sets: dict[str, dict[str, float]] = {}
@@ -105,7 +131,9 @@ def evaluate_sets(model: torch.nn.Module, cfg: Config, charset: Charset, dataset
         while unique in sets:  # the same folder named twice, or two sets with one name
             unique, k = f"{name}#{k}", k + 1
         set_misses = None if misses is None else misses.setdefault(unique, [])
-        res = evaluate(model, loader, charset, RecMetric(normalize), cfg.Global.channels_last, set_misses)
+        set_records = None if records is None else records.setdefault(unique, ([], ds))[0]
+        res = evaluate(model, loader, charset, RecMetric(normalize), cfg.Global.channels_last, set_misses, decoder,
+                       set_records)
         res["skipped"] += ds.skipped_labels
         sets[unique] = res
         log.info("%s: acc %.4f over %d", name, res["acc"], res["count"])

@@ -132,6 +132,7 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
         ob.META_IMG_MODE: img_mode,
         ob.META_PREPROCESS: json.dumps(ob.PREPROCESS),
         ob.META_SOURCE: Path(checkpoint).name,
+        ob.META_TEMPERATURE: repr(float(cfg.PostProcess.temperature)),
     })
     onnx.save(m, str(out))
     result: dict[str, Any] = {"onnx": str(out), "opset": OPSET, "max_abs_diff": None, "int8": None}

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from crnn.charset import Charset
+from crnn.config import PostProcessConfig
 
 # metadata_props keys written by crnn.export (all values are strings; JSON where structured)
 META_FORMAT = "crnn.format_version"
@@ -24,6 +25,7 @@ META_IMAGE_SHAPE = "crnn.image_shape"  # JSON [C, H, W]
 META_IMG_MODE = "crnn.img_mode"  # "BGR" | "RGB"
 META_PREPROCESS = "crnn.preprocess"  # JSON description of resize_norm's parameters
 META_SOURCE = "crnn.source"  # checkpoint the model was exported from (informational)
+META_TEMPERATURE = "crnn.temperature"  # optional: PostProcess.temperature (confidence calibration), a float
 FORMAT_VERSION = "1"
 REQUIRED_KEYS = (META_FORMAT, META_CHARSET, META_IMAGE_SHAPE, META_IMG_MODE)
 
@@ -43,7 +45,8 @@ def parse_metadata(props: dict[str, str], name: str) -> dict[str, Any]:
         name: the file, for error messages.
 
     Returns:
-        {"charset": Charset, "image_shape": [C, H, W], "img_mode": str, "backend": "onnx"}.
+        {"charset": Charset, "image_shape": [C, H, W], "img_mode": str, "backend": "onnx",
+        "postprocess": PostProcessConfig carrying the stored temperature, or None}.
 
     Raises:
         ValueError: a key is missing or malformed (the message names the file and the key).
@@ -64,7 +67,17 @@ def parse_metadata(props: dict[str, str], name: str) -> dict[str, Any]:
     img_mode = props[META_IMG_MODE]
     if img_mode not in ("BGR", "RGB"):
         raise ValueError(f"{name}: {META_IMG_MODE} must be BGR or RGB, got {img_mode!r}")
-    return {"charset": charset, "image_shape": shape, "img_mode": img_mode, "backend": "onnx"}
+    postprocess = None
+    if META_TEMPERATURE in props:
+        try:
+            temperature = float(props[META_TEMPERATURE])
+        except ValueError:
+            temperature = -1.0
+        if not temperature > 0:
+            raise ValueError(f"{name}: {META_TEMPERATURE} must be a positive number, got {props[META_TEMPERATURE]!r}")
+        postprocess = PostProcessConfig(temperature=temperature)
+    return {"charset": charset, "image_shape": shape, "img_mode": img_mode, "backend": "onnx",
+            "postprocess": postprocess}
 
 
 def session_options(num_threads: int | None) -> Any:

@@ -17,7 +17,8 @@ from PIL import Image
 from crnn.charset import Charset
 from crnn.data.images import array_to_bgr, decode_image
 from crnn.data.transforms import resize_norm, resized_width, to_model_order
-from crnn.decode import Prediction, greedy_decode
+from crnn.decode import Prediction
+from crnn.decoders import Decoder, build_decoder, frames_to_pixels
 
 ImageInput = str | os.PathLike[str] | Image.Image | np.ndarray
 T = TypeVar("T")
@@ -55,15 +56,18 @@ class Recognizer:
             each batch (images sorted by aspect ratio) to its widest image, rounded up to a multiple
             of 16, at least W and at most ``max_width``.
         max_width: dynamic_width's cap; wider images are squashed to it.
+        decoder: how logits become words (``crnn.decoders.build_decoder``); default: the checkpoint
+            config's ``PostProcess`` (greedy for an ``.onnx`` model or a config without one).
 
     Example:
         >>> rec = Recognizer()  # doctest: +SKIP
         >>> rec(["word.png"])  # doctest: +SKIP
-        [Prediction(text='hello', confidence=0.98)]
+        [Prediction(text='hello', confidence=0.98, char_confidences=(...), ...)]
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = None, *, batch_size: int = 32,
-                 num_threads: int | None = None, dynamic_width: bool = False, max_width: int = 800):
+                 num_threads: int | None = None, dynamic_width: bool = False, max_width: int = 800,
+                 decoder: Decoder | None = None):
         path = DEFAULT_MODEL if model is None else model
         if not Path(path).exists() and not Path(f"{path}.pt").exists():
             hint = " (the bundled model is missing from this install)" if model is None else ""
@@ -85,6 +89,7 @@ class Recognizer:
         self.path = str(path)
         self.dynamic_width = dynamic_width
         self.max_width = max_width
+        self.decoder: Decoder = decoder or build_decoder(meta.get("postprocess"), self.charset)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Recognizer:
@@ -109,8 +114,11 @@ class Recognizer:
         return np.stack([resize_norm(to_model_order(im, self.img_mode), shape) for im in images])
 
     def recognize_arrays(self, images: Sequence[np.ndarray]) -> list[Prediction]:
-        """Recognise already-decoded BGR images, batched in order of aspect ratio."""
-        return self.decode_arrays(images, greedy_decode)
+        """Recognise already-decoded BGR images, batched in order of aspect ratio.
+
+        Each ``Prediction`` carries per-symbol confidences and x positions in its image's pixels.
+        """
+        return self.decode_arrays(images, lambda logits, _charset: self.decoder(logits))
 
     def decode_arrays(self, images: Sequence[np.ndarray], decode: Callable[[np.ndarray, Charset], list[T]]
                       ) -> list[T]:
@@ -123,8 +131,13 @@ class Recognizer:
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             batch = [images[i] for i in idx]
-            logits = self.run(self.preprocess(batch, self.batch_width(batch)))  # (b, T, K)
+            width = self.batch_width(batch)
+            logits = self.run(self.preprocess(batch, width))  # (b, T, K)
             for i, res in zip(idx, decode(logits, self.charset), strict=True):
+                if isinstance(res, Prediction) and res.char_frames:  # frames -> this image's pixels
+                    pos = frames_to_pixels(res.char_frames, images[i].shape[:2], width, logits.shape[1],
+                                           self.image_shape[1])
+                    res = res._replace(char_positions=pos)
                 out[i] = res
         return [r for r in out if r is not None]
 

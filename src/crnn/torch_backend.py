@@ -48,4 +48,5 @@ def torch_runner(path: str | os.PathLike[str], num_threads: int | None = None
         return model(torch.from_numpy(batch)).float().numpy()
 
     image_shape, img_mode = preprocessing(cfg)
-    return run, {"charset": charset, "image_shape": image_shape, "img_mode": img_mode, "backend": "torch"}
+    return run, {"charset": charset, "image_shape": image_shape, "img_mode": img_mode, "backend": "torch",
+                 "postprocess": cfg.PostProcess}

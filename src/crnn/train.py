@@ -23,8 +23,10 @@ from crnn.config import Config
 from crnn.data.datasets import build_dataset, train_label_check
 from crnn.data.loader import Batch, build_loader
 from crnn.decode import greedy_decode
+from crnn.decoders import build_decoder
 from crnn.distributed import DistInfo, barrier, broadcast, cleanup, init_distributed
 from crnn.evaluate import eval_datasets, evaluate_sets, format_table
+from crnn.finetune import transfer_weights
 from crnn.logs import MetricsLog, SmoothedValue
 from crnn.loss import ctc_loss
 from crnn.metrics import RecMetric, make_normalizer
@@ -129,10 +131,19 @@ class Progress:
     last_eval: int = -1
 
 
-def _load_weights(model: torch.nn.Module, path: str) -> None:
+def _load_weights(model: torch.nn.Module, path: str, charset: Charset, case_init: bool) -> None:
+    """Pretrained weights; a different charset keeps the shared head rows (see ``crnn.finetune``)."""
     state = checkpoint.load(path)
-    checkpoint.load_weights(model, state["model"], f"Global.pretrained_model {path}")
-    log.info("loaded pretrained weights from %s", path)
+    old = Charset.from_dict(state["charset"])
+    try:
+        report = transfer_weights(model, state["model"], old, charset, case_init)
+    except ValueError as e:
+        raise ValueError(f"pretrained model {path}: {e}") from None
+    if old == charset:
+        log.info("loaded pretrained weights from %s", path)
+    else:
+        log.info("loaded pretrained weights from %s (charset %d -> %d symbols): %s", path, len(old), len(charset),
+                 report.summary())
 
 
 def _sync_bn(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
@@ -150,6 +161,7 @@ class Trainer:
         self.cfg, self.info = cfg, info
         self.out_dir = Path(g.save_model_dir)
         self.charset = Charset.from_config(g.character_dict_path, g.use_space_char)
+        self.decoder = build_decoder(cfg.PostProcess, self.charset)  # evaluation's; a bad PostProcess fails now
         model: torch.nn.Module = build_model(cfg.Architecture, self.charset.num_classes)
         if g.use_sync_bn and info.world_size > 1:
             model = _sync_bn(model, info)
@@ -179,7 +191,7 @@ class Trainer:
                 log.info("removed %s, left by a process killed while saving", orphan)
             self.metrics_log.remove_orphans()
         if g.pretrained_model and not g.checkpoints:
-            _load_weights(model, g.pretrained_model)
+            _load_weights(model, g.pretrained_model, self.charset, g.finetune_case_init)
         # Built after the pretrained weights are in, so a warm restart averages from them.
         self.ema = EMA(model, g.ema_decay) if g.ema_decay else None
         if g.checkpoints:
@@ -239,7 +251,8 @@ class Trainer:
             if self.ema is not None:  # evaluate the averaged weights: they are what gets saved
                 raw = {k: v.clone() for k, v in self.model.state_dict().items()}
                 self.model.load_state_dict(self.ema.state)
-            res = evaluate_sets(self.model, cfg, self.charset, cfg.Eval.dataset, cfg.Eval.loader, cfg.Metric.is_filter)
+            res = evaluate_sets(self.model, cfg, self.charset, cfg.Eval.dataset, cfg.Eval.loader, cfg.Metric.is_filter,
+                                decoder=self.decoder)
             if raw is not None:
                 self.model.load_state_dict(raw)
             self.metrics_log.write({"kind": "eval", "step": p.step, "epoch": p.epoch, "acc": res["total"]["acc"],
@@ -265,6 +278,10 @@ class Trainer:
                              self.cfg.Loss.use_focal_loss)
         self.optimizer.zero_grad(set_to_none=True)
         self.loss.backward()
+        if self.progress.step < g.freeze_backbone_steps:
+            # no gradient = no update (Adam and weight decay skip it); works under DDP, unlike requires_grad
+            for p in self.model.backbone.parameters():  # type: ignore[union-attr]
+                p.grad = None
         clip = self.cfg.Optimizer.clip_norm or self.cfg.Optimizer.clip_norm_global
         if clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
@@ -323,6 +340,7 @@ class Trainer:
                 smooth_loss.update(self.loss.item())
                 if g.cal_metric_during_train:
                     m = RecMetric(train_norm)
+                    # the running training accuracy always decodes greedily: cheap, and only a progress signal
                     preds = greedy_decode(logits.detach().float().cpu().numpy(), self.charset)
                     m.update([x.text for x in preds], batch.texts)
                     smooth_acc.update(m.compute()["acc"])

@@ -109,6 +109,7 @@ def create_app(recognizer: Recognizer, settings: ServeSettings | None = None) ->
     async def recognize_images(
         request: Request,
         char_confidences: bool = Query(False, description="also return the probability of each symbol"),
+        char_positions: bool = Query(False, description="also return each symbol's x range in the image's pixels"),
     ) -> RecognizeResponse:
         """Send images as multipart parts named `files` (repeat the field) or as JSON `{"images": [base64, ...]}`.
 
@@ -128,7 +129,8 @@ def create_app(recognizer: Recognizer, settings: ServeSettings | None = None) ->
         try:
             images = await run_in_threadpool(decode_all, uploads, settings)
             del uploads
-            preds = await asyncio.wait_for(batcher.submit(images, char_confidences), settings.timeout_s)
+            preds = await asyncio.wait_for(batcher.submit(images, char_confidences or char_positions),
+                                           settings.timeout_s)
         except asyncio.TimeoutError as e:
             raise ApiError(504, "timeout", f"{len(images)} images were not recognised within "
                            f"{settings.timeout_s:g} s") from e
@@ -146,7 +148,9 @@ def create_app(recognizer: Recognizer, settings: ServeSettings | None = None) ->
                 await run_in_threadpool(return_memory)
         return RecognizeResponse(results=[
             Recognition(text=p.text, confidence=min(max(p.confidence, 0.0), 1.0),
-                        char_confidences=p.char_confidences if char_confidences else None) for p in preds])
+                        char_confidences=list(p.char_confidences) if char_confidences else None,
+                        char_positions=[list(x) for x in p.char_positions] if char_positions else None)
+            for p in preds])
 
     @app.get("/healthz", response_model=Health, summary="Liveness")
     async def healthz() -> Health:

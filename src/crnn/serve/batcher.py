@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from crnn.decode import CharPrediction, greedy_decode_chars
+from crnn.decode import CharPrediction
 from crnn.predict import Recognizer
 
 log = logging.getLogger("crnn.serve")
@@ -36,20 +36,12 @@ class _Item:
 
 
 def recognize(recognizer: Recognizer, images: Sequence[np.ndarray], chars: Sequence[bool]) -> list[CharPrediction]:
-    """Recognise BGR uint8 images in one call; per-symbol probabilities only where ``chars`` asks.
+    """Recognise BGR uint8 images in one call, through the recognizer's decoder.
 
-    Both groups take the library's own path (``Recognizer.decode_arrays``); ``greedy_decode_chars``
-    gives the same text and confidence as ``greedy_decode``.
+    Every ``Prediction`` carries its per-symbol confidences and positions (they cost little); ``chars``
+    only says which requests return them, which the app decides.
     """
-    out: list[CharPrediction | None] = [None] * len(images)
-    plain = [i for i, c in enumerate(chars) if not c]
-    for i, p in zip(plain, recognizer.recognize_arrays([images[i] for i in plain]), strict=True):
-        out[i] = CharPrediction(p.text, p.confidence, [])
-    detailed = [i for i, c in enumerate(chars) if c]
-    for i, cp in zip(detailed, recognizer.decode_arrays([images[i] for i in detailed], greedy_decode_chars),
-                     strict=True):
-        out[i] = cp
-    return [p for p in out if p is not None]
+    return recognizer.recognize_arrays(list(images))
 
 
 class MicroBatcher:

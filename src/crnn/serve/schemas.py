@@ -33,6 +33,9 @@ class Recognition(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0, description="mean probability of the kept CTC steps (0 if none)")
     char_confidences: list[float] | None = Field(
         None, description="probability of each recognised symbol; present only with ?char_confidences=true")
+    char_positions: list[list[float]] | None = Field(
+        None, description="[x0, x1] of each recognised symbol in the image's pixels (from the CTC frames); "
+                          "present only with ?char_positions=true")
 
 
 class RecognizeResponse(BaseModel):

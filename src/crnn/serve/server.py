@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from crnn.config import PostProcessConfig
+from crnn.decoders import build_decoder
 from crnn.predict import DEFAULT_MODEL, Recognizer
 from crnn.serve.app import create_app
 from crnn.serve.settings import ServeSettings
@@ -31,10 +34,18 @@ def load_recognizer(settings: ServeSettings) -> Recognizer:
     elif not Path(settings.model).exists() and not Path(settings.model + ".pt").exists():
         raise FileNotFoundError(f"--model {settings.model} not found")
     try:
-        return Recognizer.from_checkpoint(settings.model, batch_size=settings.max_batch,
-                                          num_threads=settings.threads)
+        rec = Recognizer.from_checkpoint(settings.model, batch_size=settings.max_batch,
+                                         num_threads=settings.threads)
     except ImportError as e:  # e.g. an .onnx model without onnxruntime or its back end
         raise ValueError(f"cannot load model {settings.model or DEFAULT_MODEL}: {e}") from e
+    if settings.postprocess:
+        base = getattr(rec.decoder, "cfg", None) or PostProcessConfig()
+        try:
+            cfg = dataclasses.replace(base, **settings.postprocess)
+        except TypeError as e:
+            raise ValueError(f"serve postprocess settings: {e}") from None
+        rec.decoder = build_decoder(cfg, rec.charset)
+    return rec
 
 
 def app_from_env() -> FastAPI:

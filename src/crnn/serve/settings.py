@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from crnn.data.images import MAX_PIXELS, MAX_SIDE
 
@@ -34,6 +35,7 @@ class ServeSettings:
         allowed_hosts: names the Host header may carry (400 otherwise); empty: the loopback names plus
             ``host`` when it is not a wildcard address; ``*`` allows any.
         allow_cross_origin: accept requests a browser sends from another origin (403 otherwise).
+        postprocess: decoder options (``PostProcess`` keys, e.g. ``{"decoder": "beam"}``) over the model's own.
     """
 
     model: str | None = None
@@ -53,6 +55,7 @@ class ServeSettings:
     timeout_s: float = 30.0
     allowed_hosts: tuple[str, ...] = ()
     allow_cross_origin: bool = False
+    postprocess: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "allowed_hosts", tuple(self.allowed_hosts))  # JSON gives a list

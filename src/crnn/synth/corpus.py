@@ -28,13 +28,15 @@ PUNCT_BEFORE = ("(", "'", '"', "#", "$", "@", "-", "&")
 PUNCT_WRAP = (("(", ")"), ('"', '"'), ("'", "'"), ("[", "]"))
 
 
-def load_words(paths: Sequence[str | os.PathLike[str]] = WORD_LIST_PATHS) -> list[str]:
-    """Clean ASCII words from the first existing word list (one word a line).
+def load_words(paths: Sequence[str | os.PathLike[str]] = WORD_LIST_PATHS, min_words: int = 1000) -> list[str]:
+    """Clean ASCII words from the first existing word list (one word a line), sorted and unique.
 
-    Possessive forms (``word's``) are dropped: the generator adds ``'s`` itself at a set rate.
+    Possessive forms (``word's``) are dropped: the generator adds ``'s`` itself at a set rate. Also the
+    reader of the decoders' word-list prior (``crnn.lm``), which passes ``min_words=1``.
 
     Raises:
-        FileNotFoundError: none of ``paths`` exists; the message names ``scripts/install_fonts.sh``.
+        FileNotFoundError: none of ``paths`` exists, or the list has fewer than ``min_words`` usable
+            words; the message names ``scripts/install_fonts.sh``.
     """
     for p in paths:
         path = Path(p)
@@ -51,7 +53,7 @@ def load_words(paths: Sequence[str | os.PathLike[str]] = WORD_LIST_PATHS) -> lis
         w = line.strip()
         if w and len(w) <= MAX_WORD_LEN and not w.endswith("'s") and set(w) <= allowed:
             words.add(w)
-    if len(words) < 1000:
+    if len(words) < min_words:
         raise FileNotFoundError(
             f"word list {path} has only {len(words)} usable words; run scripts/install_fonts.sh"
         )

@@ -1,0 +1,240 @@
+"""The decoder: (B, T, C) logits -> one ``Prediction`` per row, chosen by the config's ``PostProcess``.
+
+``DECODERS`` is the registry: ``greedy`` (PaddleOCR's ``CTCLabelDecode``, the default) and ``beam``
+(CTC prefix beam search, optionally fused with a character n-gram prior from a word list). Both
+take an allowlist / blocklist of symbols and an optional lexicon. Eval, training-time evaluation,
+``crnn predict``, both recognizer back ends and the service all decode through ``build_decoder``.
+Numpy only: the torch-free ONNX install uses it too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from crnn.charset import Charset
+from crnn.config import ConfigError, PostProcessConfig
+from crnn.ctc import align, ctc_log_prob, log_softmax, prefix_beam_search
+from crnn.decode import WORD_SCORES, Prediction, greedy_from_probs, softmax, word_score
+
+
+class Decoder:
+    """Greedy decoding with the options every decoder shares: allow/block lists, lexicon, word score.
+
+    Args:
+        charset: the model's symbols (class 0 = blank).
+        cfg: the ``PostProcess`` section (decoder options are crnn extensions of it).
+    """
+
+    def __init__(self, charset: Charset, cfg: PostProcessConfig):
+        if cfg.word_score not in WORD_SCORES:
+            raise ConfigError(f"PostProcess.word_score: {cfg.word_score!r} is not one of {', '.join(WORD_SCORES)}")
+        if not cfg.temperature > 0:
+            raise ConfigError(f"PostProcess.temperature must be > 0, got {cfg.temperature}")
+        self.charset, self.cfg = charset, cfg
+        self.mask = symbol_mask(charset, cfg.allow, cfg.block)  # (C,) bool, or None: every class allowed
+        self.lexicon = Lexicon.from_file(cfg.lexicon, charset, cfg.lexicon_max_distance) if cfg.lexicon else None
+
+    def masked(self, logits: np.ndarray) -> np.ndarray:
+        """Logits divided by the temperature, with the classes outside the allow/block lists at -inf."""
+        if self.cfg.temperature != 1.0:
+            logits = logits.astype(np.float32) / np.float32(self.cfg.temperature)
+        if self.mask is None:
+            return logits
+        return np.where(self.mask, logits.astype(np.float32), np.float32(-np.inf))
+
+    def __call__(self, logits: np.ndarray) -> list[Prediction]:
+        """(B, T, C) raw scores -> one ``Prediction`` per row."""
+        logits = self.masked(logits)
+        preds = greedy_from_probs(softmax(logits), self.charset, self.cfg.word_score)
+        if self.lexicon is None:
+            return preds
+        logp = log_softmax(logits)
+        return [self.lexicon.constrain(lp, p, self.rescore) for lp, p in zip(logp, preds, strict=True)]
+
+    def rescore(self, logp: np.ndarray, label: Sequence[int]) -> Prediction:
+        """A ``Prediction`` for a chosen label: per-symbol frames from the best alignment, confidences there."""
+        spans = align(logp, label)
+        if not spans:
+            return Prediction("", 0.0)
+        # a symbol's confidence: the probability at its first frame, as in greedy decoding (for the greedy
+        # reading the best alignment is the greedy path, so both give the same numbers)
+        conf = [float(np.exp(logp[s, c])) for (s, _), c in zip(spans, label, strict=True)]
+        return Prediction(self.charset.decode(label), word_score(conf, self.cfg.word_score), tuple(conf),
+                          tuple(spans))
+
+
+class BeamDecoder(Decoder):
+    """CTC prefix beam search of width ``beam_width``, with an optional character n-gram prior (``lm``).
+
+    The final beams (and the greedy reading) are rescored with the exact CTC probability, so the
+    answer's CTC probability is never below greedy's when no prior is used.
+    """
+
+    def __init__(self, charset: Charset, cfg: PostProcessConfig):
+        super().__init__(charset, cfg)
+        if cfg.beam_width < 1:
+            raise ConfigError(f"PostProcess.beam_width must be >= 1, got {cfg.beam_width}")
+        self.lm = None
+        if cfg.lm:
+            from crnn.lm import CharNgram
+
+            self.lm = CharNgram.from_file(cfg.lm, charset, cfg.lm_order)
+        self.bonus = cfg.length_bonus if self.lm is not None else 0.0  # it offsets the prior's cost per symbol
+
+    def __call__(self, logits: np.ndarray) -> list[Prediction]:
+        logp = log_softmax(self.masked(logits))
+        greedy = greedy_from_probs(np.exp(logp), self.charset, self.cfg.word_score)
+        out = []
+        for lp, g in zip(logp, greedy, strict=True):
+            label = self.search(lp, g)
+            pred = g if label == self.charset.encode(g.text) else self.rescore(lp, label)
+            out.append(pred if self.lexicon is None else self.lexicon.constrain(lp, pred, self.rescore))
+        return out
+
+    def search(self, logp: np.ndarray, greedy: Prediction) -> list[int]:
+        """The best label of one row (T, C): beams rescored exactly, fused with the prior if any."""
+        cfg = self.cfg
+        beams = prefix_beam_search(logp, self.charset.chars, cfg.beam_width, self.lm, cfg.lm_weight, self.bonus)
+        labels = [list(p) for p, _ in beams]
+        g = self.charset.encode(greedy.text)
+        if g not in labels:
+            labels.append(g)
+        score = ctc_log_prob(logp, labels)
+        if self.lm is not None:
+            score = score + np.array([self.prior(lab) for lab in labels])
+        return labels[int(np.argmax(score))]
+
+    def prior(self, label: Sequence[int]) -> float:
+        """lm_weight * log p_lm(label + end of word) + length_bonus * len(label)."""
+        total = self.bonus * len(label)
+        if self.lm is not None:
+            text = self.charset.decode(label)
+            lp = sum(self.lm.log_prob(text[:i], text[i]) for i in range(len(text)))
+            total += self.cfg.lm_weight * (lp + self.lm.log_prob(text, self.lm.end))
+        return total
+
+
+class Lexicon:
+    """Lexicon-constrained decoding: the in-lexicon word with the best CTC probability.
+
+    As in the CRNN paper, candidates are the words within ``max_distance`` edits of the free reading
+    (found with rapidfuzz); each is scored by its exact CTC probability. With no candidate the free
+    reading is kept (a word outside the lexicon). Words are reduced to what the charset can express.
+    """
+
+    def __init__(self, words: Sequence[str], charset: Charset, max_distance: int = 3):
+        forms = {charset.normalize(w.strip()) for w in words}
+        self.words = sorted(f for f in forms if f)
+        if not self.words:
+            raise ValueError("the lexicon has no word the charset can express")
+        self.charset, self.max_distance = charset, max_distance
+        self.labels = {w: charset.encode(w) for w in self.words}
+
+    @classmethod
+    def from_file(cls, path: str, charset: Charset, max_distance: int = 3) -> Lexicon:
+        """One word per line (UTF-8).
+
+        Raises:
+            FileNotFoundError / ValueError: no such file, or no usable word (the message names it).
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"lexicon {p} not found")
+        try:
+            return cls(p.read_text(encoding="utf-8").splitlines(), charset, max_distance)
+        except ValueError as e:
+            raise ValueError(f"lexicon {p}: {e}") from None
+
+    def candidates(self, text: str) -> list[str]:
+        """Lexicon words within ``max_distance`` edits of ``text`` (the charset's form of it)."""
+        from rapidfuzz import process
+        from rapidfuzz.distance import Levenshtein
+
+        hits = process.extract(self.charset.normalize(text), self.words, scorer=Levenshtein.distance,
+                               score_cutoff=self.max_distance, limit=None)
+        return [w for w, _, _ in hits]
+
+    def constrain(self, logp: np.ndarray, free: Prediction, rescore: Callable[[np.ndarray, Sequence[int]],
+                                                                                  Prediction]) -> Prediction:
+        """The best-scoring candidate for one row's (T, C) log-probabilities, else ``free``."""
+        words = self.candidates(free.text)
+        if not words:
+            return free
+        labels = [self.labels[w] for w in words]
+        scores = ctc_log_prob(logp, labels)
+        best = int(np.argmax(scores))
+        if not np.isfinite(scores[best]):
+            return free
+        return rescore(logp, labels[best])
+
+
+def symbol_mask(charset: Charset, allow: str | None, block: str | None) -> np.ndarray | None:
+    """(C,) bool: classes the decoder may output (blank always). None when both lists are empty.
+
+    Raises:
+        ConfigError: a listed symbol is not in the charset (the message names it).
+    """
+    if not allow and not block:
+        return None
+    known = set(charset.chars)
+    for key, chars in (("allow", allow), ("block", block)):
+        unknown = sorted({c for c in chars or "" if c not in known})
+        if unknown:
+            raise ConfigError(f"PostProcess.{key}: {''.join(unknown)!r} not in the model's charset")
+    mask = np.ones(charset.num_classes, dtype=bool)
+    if allow:
+        mask[1:] = [c in allow for c in charset.chars]
+    if block:
+        mask[1:] &= [c not in block for c in charset.chars]
+    return mask
+
+
+DECODERS: dict[str, type[Decoder]] = {"greedy": Decoder, "beam": BeamDecoder}
+
+
+def build_decoder(cfg: PostProcessConfig | None, charset: Charset) -> Decoder:
+    """The decoder a ``PostProcess`` section names (None: greedy, PaddleOCR's).
+
+    Raises:
+        ConfigError: unknown decoder or bad option (the message names the key).
+        FileNotFoundError: a lexicon or word list file is missing.
+    """
+    cfg = cfg or PostProcessConfig()
+    if cfg.decoder not in DECODERS:
+        raise ConfigError(f"PostProcess.decoder: {cfg.decoder!r} is not a decoder (known: {', '.join(DECODERS)})")
+    if cfg.lm and cfg.decoder != "beam":
+        raise ConfigError("PostProcess.lm: a word-list prior needs the beam decoder (decoder: beam)")
+    return DECODERS[cfg.decoder](charset, cfg)
+
+
+def frames_to_pixels(frames: Sequence[tuple[int, int]], image_hw: tuple[int, int], input_w: int, num_frames: int,
+                     input_h: int) -> tuple[tuple[float, float], ...]:
+    """Each symbol's [x0, x1) in the original image, from the CTC frames it was read on.
+
+    CTC reads a symbol on one or a few frames (a "spike"), not over the whole glyph, so a symbol's
+    range runs from halfway between the previous symbol's frames and its own to halfway between its
+    own and the next one's; the first starts at its first frame and the last ends after its last.
+    Frames in the right padding count as the image's last frame.
+    The image (h, w) was resized to height ``input_h`` and width min(input_w, ceil(input_h * w / h))
+    (``resized_width``), then right-padded to ``input_w``; frame f covers input columns
+    [f, f + 1) * input_w / num_frames.
+    """
+    from crnn.data.transforms import resized_width
+
+    if not frames:
+        return ()
+    h, w = image_hw
+    content_w = resized_width(h, w, input_h, input_w)
+    scale = (input_w / num_frames) * (w / content_w)  # original px per frame
+    # a symbol read on a frame of the right padding (the BiLSTM may emit late) belongs to the image's end
+    last = max(1, math.ceil(content_w * num_frames / input_w)) - 1
+    frames = [(min(s, last), min(e, last)) for s, e in frames]
+    cuts = [(e0 + 1 + s1) / 2 for (_, e0), (s1, _) in itertools.pairwise(frames)]
+    left = [float(frames[0][0]), *cuts]
+    right = [*cuts, float(frames[-1][1] + 1)]
+    return tuple((round(min(a * scale, w), 1), round(min(b * scale, w), 1)) for a, b in zip(left, right, strict=True))
