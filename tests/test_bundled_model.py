@@ -29,3 +29,34 @@ def test_accuracy_on_iiit5k_has_not_regressed():
     # docs/model_card.md: 75.1% on all 3000 (75.0% on this subset, round 5); the margin is two
     # standard errors of a 300-crop sample, so a model that lost ~5 points fails here
     assert metric.compute()["acc"] > 0.70
+
+
+def test_shipped_onnx_was_exported_from_the_shipped_checkpoint():
+    # scripts/package_model.py writes both files; a .pt replaced without re-running it fails here.
+    onnx = pytest.importorskip("onnx")
+    import hashlib
+
+    from crnn.onnx_backend import META_SOURCE_SHA256
+    from crnn.predict import DEFAULT_ONNX_MODEL
+
+    assert Path(DEFAULT_ONNX_MODEL).is_file(), "bundled ONNX model missing: run scripts/package_model.py"
+    meta = {p.key: p.value for p in onnx.load(DEFAULT_ONNX_MODEL, load_external_data=False).metadata_props}
+    pt_sha = hashlib.sha256(Path(crnn.DEFAULT_MODEL).read_bytes()).hexdigest()
+    assert meta.get(META_SOURCE_SHA256) == pt_sha, (
+        f"{DEFAULT_ONNX_MODEL} was exported from another checkpoint: run "
+        "python scripts/package_model.py --onnx-only src/crnn/assets/crnn_mv3_en.pt src/crnn/assets/crnn_mv3_en.pt")
+    assert Path(DEFAULT_ONNX_MODEL).stat().st_size < 1.2 * Path(crnn.DEFAULT_MODEL).stat().st_size  # fp16 weights
+
+
+def test_default_recognizer_runs_the_onnx_form_with_the_same_strings():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("torch")
+    root = need_shared("data", "eval", "ic15")
+    lines = (root / "labels.tsv").read_text(encoding="utf-8").splitlines()[::7]  # ~300 crops
+    paths = [root / line.split("\t", 1)[0] for line in lines]
+    fast = crnn.Recognizer(num_threads=1)
+    assert fast.backend == "onnx"
+    ref = crnn.Recognizer(crnn.DEFAULT_MODEL, num_threads=1)
+    assert ref.backend == "torch"
+    same = sum(a.text == b.text for a, b in zip(fast(paths), ref(paths), strict=True))
+    assert same >= len(paths) - 1  # docs/deploy.md: 100% on all 6,952 eval images

@@ -9,8 +9,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crnn.config import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger("crnn")
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"}
@@ -136,6 +140,8 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
     from crnn.predict import Recognizer, load_image
 
     rec = Recognizer.from_checkpoint(args.model or args.checkpoint, batch_size=args.batch_size,
@@ -144,14 +150,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if not paths:
         print(f"error: no image files ({', '.join(sorted(IMAGE_EXTS))}) in {' '.join(args.inputs)}", file=sys.stderr)
         return 1
-    images, good, failed = [], [], 0
-    for p in paths:
+
+    def try_load(p: str) -> tuple[np.ndarray | None, ValueError | None]:
         try:
-            images.append(load_image(p))
-            good.append(p)
+            return load_image(p), None
         except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            failed += 1
+            return None, e
+
+    images, good, failed = [], [], 0
+    with ThreadPoolExecutor(rec.num_threads) as pool:  # decoding is a large share of the time; cv2 frees the GIL
+        for p, (img, err) in zip(paths, pool.map(try_load, paths), strict=True):
+            if img is None:
+                print(f"error: {err}", file=sys.stderr)
+                failed += 1
+            else:
+                images.append(img)
+                good.append(p)
     for p, pred in zip(good, rec.recognize_arrays(images), strict=True):
         print(f"{p}\t{pred.text}\t{pred.confidence:.4f}")
     return 1 if failed or not paths else 0
@@ -239,9 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="recognize word images (files, folders, globs)")
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--checkpoint", help="a .pt checkpoint (default: the bundled model)")
-    p.add_argument("--model", help="a .pt checkpoint or an exported .onnx model")
+    p.add_argument("--model", help="a .pt checkpoint or an exported .onnx model (default: the bundled model, "
+                   "as ONNX when onnxruntime is installed)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="inference and decoding threads (default: the available cores that are not busy)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("convert", help="convert weights from other frameworks")
@@ -258,7 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1, help="worker processes, each with its own model copy")
-    p.add_argument("--threads", type=int, default=None, help="inference threads per worker (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="inference threads per worker (default: the available cores that are not busy)")
     p.add_argument("--max-batch", type=int, default=32, help="images per forward pass")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill up")
     p.add_argument("--max-images", type=int, default=64, help="images per request")

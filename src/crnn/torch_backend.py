@@ -39,9 +39,10 @@ def preprocessing(cfg: Config) -> tuple[list[int], str]:
 def torch_runner(path: str | os.PathLike[str], num_threads: int | None = None
                  ) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
     """A function (B, C, H, W) float32 -> (B, T, K) logits, plus the metadata the recognizer needs."""
+    from crnn.threads import default_threads
+
     model, charset, cfg = load_model(path)
-    if num_threads:
-        torch.set_num_threads(num_threads)
+    torch.set_num_threads(num_threads or default_threads())
 
     @torch.inference_mode()
     def run(batch: np.ndarray) -> np.ndarray:

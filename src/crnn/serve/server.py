@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from crnn.predict import DEFAULT_MODEL, Recognizer
+from crnn.predict import Recognizer, default_model
 from crnn.serve.app import create_app
 from crnn.serve.settings import ServeSettings
 
@@ -25,8 +25,8 @@ def load_recognizer(settings: ServeSettings) -> Recognizer:
         ValueError: the file is not a model this version can load.
     """
     if settings.model is None:
-        if not Path(DEFAULT_MODEL).is_file():
-            raise FileNotFoundError(f"no --model given and the bundled model {DEFAULT_MODEL} is not installed: "
+        if not Path(default_model()).is_file():
+            raise FileNotFoundError(f"no --model given and the bundled model {default_model()} is not installed: "
                                     "pass --model PATH (a .pt checkpoint or an exported .onnx model)")
     elif not Path(settings.model).exists() and not Path(settings.model + ".pt").exists():
         raise FileNotFoundError(f"--model {settings.model} not found")
@@ -34,7 +34,7 @@ def load_recognizer(settings: ServeSettings) -> Recognizer:
         return Recognizer.from_checkpoint(settings.model, batch_size=settings.max_batch,
                                           num_threads=settings.threads)
     except ImportError as e:  # e.g. an .onnx model without onnxruntime or its back end
-        raise ValueError(f"cannot load model {settings.model or DEFAULT_MODEL}: {e}") from e
+        raise ValueError(f"cannot load model {settings.model or default_model()}: {e}") from e
 
 
 def app_from_env() -> FastAPI:
