@@ -75,46 +75,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from crnn import checkpoint
-    from crnn.config import DatasetConfig, config_from_dict, load_config
-    from crnn.evaluate import Miss, evaluate_sets, format_table, write_json, write_misses
-    from crnn.torch_backend import load_model
+    from crnn.evaluate import Miss, evaluate_sets, format_table, load_eval_model, sets_dataset, write_json, write_misses
 
-    overrides = list(args.override)
-    if args.checkpoint:
-        overrides.append(f"Global.checkpoints={args.checkpoint}")
-    if args.config:
-        cfg = load_config(args.config, overrides)
-    else:  # the checkpoint's own config
-        ckpt = next((v.split("=", 1)[1] for v in overrides if v.startswith("Global.checkpoints=")), None)
-        if ckpt is None:
-            raise ConfigError("crnn eval needs -c CONFIG or --checkpoint PATH")
-        cfg = config_from_dict(checkpoint.load(ckpt)["config"], overrides)
-    if not cfg.Global.checkpoints:
-        raise ConfigError("no checkpoint: pass --checkpoint PATH or -o Global.checkpoints=PATH")
-    if cfg.Global.num_threads:
-        import torch
-
-        torch.set_num_threads(cfg.Global.num_threads)
-    model, charset, _ = load_model(cfg.Global.checkpoints)
+    cfg, model, charset, path = load_eval_model(args.model or args.checkpoint, args.config, list(args.override),
+                                                args.threads)
     if cfg.Eval is None:
         raise ConfigError("no Eval section: give -c CONFIG with one, or --sets DIR ...")
-    dataset_cfg = cfg.Eval.dataset
-    if args.sets:
-        members = []
-        for spec in args.sets:
-            d, _, label = spec.partition(":")
-            label_file = str(Path(d) / (label or args.label_file))
-            if not Path(label_file).is_file() and not any(Path(d).rglob("data.mdb")):
-                raise FileNotFoundError(f"--sets {d}: no label file {label_file} and no LMDB (data.mdb) in it; "
-                                        "name the label file as DIR:LABELS or with --label-file")
-            members.append(DatasetConfig(name="SimpleDataSet", data_dir=d, label_file_list=[label_file])
-                           if Path(label_file).is_file() else DatasetConfig(name="LMDBDataSet", data_dir=d))
-        dataset_cfg = DatasetConfig(name="MixDataSet", datasets=members, transforms=dataset_cfg.transforms)
+    dataset_cfg = sets_dataset(args.sets, args.label_file, cfg.Eval.dataset.transforms) if args.sets \
+        else cfg.Eval.dataset
     misses: dict[str, list[Miss]] | None = {} if args.errors else None
     result = evaluate_sets(model, cfg, charset, dataset_cfg, cfg.Eval.loader, is_filter=args.filter,
                            misses=misses)
-    result["checkpoint"] = str(cfg.Global.checkpoints)
+    result["checkpoint"] = path
     print(format_table(result))
     if args.json:
         write_json(result, args.json)
@@ -237,9 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes on this machine (DDP via torchrun; batch_size_per_card is per process)")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a checkpoint on one or more sets")
+    p = sub.add_parser("eval", help="evaluate a model (.pt or .onnx, fp32 or int8) on one or more sets")
     _add_config_args(p, required=False)
+    p.add_argument("--model", help="model to evaluate: a .pt checkpoint or an exported .onnx model, on its own back "
+                   "end (default: --checkpoint, else the bundled model, as ONNX when onnxruntime is installed)")
     p.add_argument("--checkpoint", help="checkpoint to evaluate (same as -o Global.checkpoints=PATH)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="inference threads (default: Global.num_threads, else the available cores that are not busy)")
     p.add_argument("--sets", nargs="+", metavar="DIR[:LABELS]",
                    help="eval sets: folders with a label file (default name: --label-file) or LMDB trees")
     p.add_argument("--label-file", default="labels.tsv", help="label file name inside each --sets folder")
