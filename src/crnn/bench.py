@@ -83,7 +83,8 @@ def fp32_flop_per_cycle(flags: set[str]) -> int:
 def cpu_info() -> dict[str, Any]:
     """CPU model, cores, clock (MHz, from /proc/cpuinfo: the nominal clock the kernel reports), SIMD flags
     and the fp32 peak they give (``fp32_flop_per_cycle``)."""
-    model, mhz, flags = platform.processor() or "unknown", 0.0, set()
+    model, mhz = platform.processor() or "unknown", 0.0
+    flags: set[str] = set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name") and model in ("unknown", ""):
