@@ -49,3 +49,29 @@ def test_graph_rewrites_keep_the_logits(tiny_set, tmp_path) -> None:
     ops = {n.op_type for n in onnx.load(res["onnx"]).graph.node}
     assert "ReduceMean" not in ops and "HardSigmoid" in ops and "GlobalAveragePool" in ops
     ort.InferenceSession(res["onnx"], providers=["CPUExecutionProvider"])
+
+
+def test_eval_measures_every_form_of_a_model_by_the_same_command(tiny_set, tmp_path, capsys) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxruntime")
+    import json
+
+    from crnn.cli import main
+    from crnn.export import export_onnx
+
+    from .test_export import make_checkpoint
+
+    ckpt = make_checkpoint(tiny_set, tmp_path)
+    onnx_path = export_onnx(ckpt, tmp_path / "m.onnx", int8="dynamic")
+    results = {}
+    for name, args in {"pt": ["--checkpoint", str(ckpt)], "onnx": ["--model", onnx_path["onnx"]],
+                       "int8": ["--model", onnx_path["int8"]]}.items():
+        out = tmp_path / f"{name}.json"
+        assert main(["eval", *args, "--sets", str(tiny_set), "--threads", "1", "--json", str(out)]) == 0
+        results[name] = json.loads(out.read_text())
+    assert results["onnx"]["checkpoint"].endswith("m.onnx")
+    for name in ("onnx", "int8"):
+        assert results[name]["total"]["count"] == results["pt"]["total"]["count"] == 24
+    # fp32 ONNX and PyTorch compute the same logits (1e-5): the same table
+    assert results["onnx"]["total"]["norm_edit_dis"] == pytest.approx(results["pt"]["total"]["norm_edit_dis"], abs=0.02)
+    assert "mean (sets)" in capsys.readouterr().out

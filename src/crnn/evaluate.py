@@ -114,10 +114,11 @@ def load_eval_model(model: str | None, config: str | None, overrides: list[str],
             cfg.Eval.dataset = replace(cfg.Eval.dataset, transforms=t)
         log.info("evaluating %s on onnxruntime, %d threads", path, threads)
         return cfg, run, meta["charset"], path
-    from crnn.torch_backend import load_model
+    from crnn.torch_backend import for_inference, load_model
 
     torch.set_num_threads(threads)
     module, charset, _ = load_model(path)
+    module = for_inference(module)
     log.info("evaluating %s on PyTorch, %d threads", path, threads)
     return cfg, module, charset, path
 
