@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from crnn.bench import cpu_info  # noqa: E402
 from crnn.predict import DEFAULT_MODEL, Recognizer  # noqa: E402
+from crnn.threads import default_threads  # noqa: E402
 
 MACS_PER_IMAGE = 70.3e6  # docs/deploy.md: crnn.bench.count_macs of the mv3 CRNN at 3x32x100
 PADDLE_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"  # ic15_dict.txt, class 0 = blank
@@ -117,12 +118,34 @@ def timed(run: Callable[[list[str]], Any], paths: list[str]) -> tuple[float, lis
     return len(paths) / secs, [p.text if hasattr(p, "text") else p[0] for p in out]
 
 
+def breakdown(rec: Recognizer, paths: list[str]) -> dict[str, float]:
+    """Seconds per stage of ``rec(paths)``: read + decode files, resize + normalise, model, CTC decoding."""
+    from crnn.decode import greedy_decode
+    from crnn.predict import load_images
+
+    t0 = time.perf_counter()
+    images = load_images(paths, rec.num_threads)
+    t1 = time.perf_counter()
+    order = sorted(range(len(images)), key=lambda i: images[i].shape[1] / images[i].shape[0])
+    pre = model = dec = 0.0
+    for start in range(0, len(order), rec.batch_size):
+        batch = [images[i] for i in order[start : start + rec.batch_size]]
+        a = time.perf_counter()
+        x = rec.preprocess(batch)
+        b = time.perf_counter()
+        logits = rec.run(x)
+        c = time.perf_counter()
+        greedy_decode(logits, rec.charset)
+        pre, model, dec = pre + b - a, model + c - b, dec + time.perf_counter() - c
+    return {"read+decode": t1 - t0, "resize+normalise": pre, "model": model, "ctc decode": dec}
+
+
 def build(name: str, threads: int, args: argparse.Namespace, models: dict[str, str]) -> Callable[[list[str]], Any]:
     if name == "paddleocr mv3_infer.onnx":
-        return PaddleOnnx(args.paddle_onnx, threads, args.batch_size)
+        return PaddleOnnx(args.paddle_onnx, threads or default_threads(), args.batch_size)
     path = {"crnn default": None, "crnn fp32 onnx": models["fp32"], "crnn int8 dynamic": models["int8 dynamic"],
             "crnn int8 static": models["int8 static"], "crnn pytorch": DEFAULT_MODEL}[name]
-    return Recognizer(path, num_threads=threads, batch_size=args.batch_size)
+    return Recognizer(path, num_threads=threads, batch_size=args.batch_size)  # 0: crnn's own default
 
 
 def main() -> None:
@@ -130,7 +153,9 @@ def main() -> None:
     ap.add_argument("--labels", default=str(ROOT.parent / "shared/data/eval/iiit5k/labels.tsv"))
     ap.add_argument("--limit", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                    help="thread counts to compare; 0 = crnn's default (crnn.threads.default_threads, given to "
+                    "PaddleOCR's session too)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--paddle-onnx", default=str(ROOT.parent / "shared/paddle/mv3_infer.onnx"))
     ap.add_argument("--calib", default=str(ROOT.parent / "shared/data/train"), help="TRAINING images for int8")
@@ -155,19 +180,24 @@ def main() -> None:
 
         fp32 = export_onnx(DEFAULT_MODEL, Path(tmp) / "fp32.onnx")["onnx"]
         models = {"fp32": fp32, "int8 dynamic": str(quantize(fp32, Path(tmp) / "dynamic.onnx", "dynamic")),
-                  "int8 static": str(quantize(fp32, Path(tmp) / "static.onnx", "static", args.calib))}
+                  "int8 static": str(quantize(fp32, Path(tmp) / "static.onnx", "static", args.calib, 256))}
+        used: dict[int, int] = {}
         for threads in args.threads:
+            used[threads] = threads or default_threads()  # chosen now, from the load at this moment
             runners = {n: build(n, threads, args, models) for n in names}
             for r in range(args.rounds):
                 for n in names if r % 2 == 0 else names[::-1]:
                     ips, texts[n] = timed(runners[n], paths)
                     best[n][threads] = max(best[n].get(threads, 0.0), ips)
             del runners
+        stages = {t: breakdown(Recognizer(None, num_threads=t, batch_size=args.batch_size), paths)
+                  for t in args.threads}
     ref = texts.get("crnn pytorch")  # sanity check: the same strings as PyTorch (PaddleOCR's weights differ)
     same = {n: sum(a == b for a, b in zip(t, ref, strict=True)) / len(ref)
             for n, t in texts.items() if ref is not None and n.startswith("crnn")}
     result = {"images": len(paths), "labels": args.labels, "batch_size": args.batch_size, "cpu": cpu,
               "macs_per_image": MACS_PER_IMAGE, "images_per_s": best, "same_strings_as_pytorch": same,
+              "threads_used": used, "crnn_default_stage_seconds": stages,
               "note": "end to end: files on disk -> strings; best of rounds; 1 and 2 threads; shared machine"}
     print_table(result, args.threads)
     if args.json:
@@ -185,17 +215,23 @@ def print_table(result: dict[str, Any], threads: list[int]) -> None:
           f"x {cpu['mhz']:.0f} MHz = {cpu['fp32_peak_gflops'] / cpu['cores']:.0f} GFLOP/s per core; "
           f"{2 * result['macs_per_image'] / 1e6:.1f} MFLOP per image")
     print(f"{result['images']} crops, batch {result['batch_size']}, files on disk -> strings")
-    head = "| path | " + " | ".join(f"{t} thread(s): img/s (vs Paddle, % fp32 peak)" for t in threads)
+    used = result["threads_used"]
+    head = "| path | " + " | ".join(f"{t} thread(s): img/s (vs Paddle, % fp32 peak)" if t else
+                                    f"default ({used[t]} thread(s)): img/s (vs Paddle, % fp32 peak)" for t in threads)
     print(head + " |")
     print("|---|" + "---:|" * len(threads))
     paddle = best["paddleocr mv3_infer.onnx"]
     for name, row in best.items():
         cells = []
         for t in threads:
-            peak = cpu["fp32_peak_gflops"] / cpu["cores"] * t * 1e9
+            peak = cpu["fp32_peak_gflops"] / cpu["cores"] * used[t] * 1e9
             frac = row[t] * 2 * result["macs_per_image"] / peak
             cells.append(f"{row[t]:.0f} ({row[t] / paddle[t]:.2f}x, {100 * frac:.0f}%)")
         print(f"| {name} | " + " | ".join(cells) + " |")
+    for t, st in result["crnn_default_stage_seconds"].items():
+        total = sum(st.values())
+        print(f"crnn default, {used[t]} thread(s), where the time goes: "
+              + ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in st.items()))
     for name, v in result["same_strings_as_pytorch"].items():
         print(f"{name}: same string as PyTorch on {100 * v:.1f}% of the crops")
 
