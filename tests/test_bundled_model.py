@@ -60,3 +60,36 @@ def test_default_recognizer_runs_the_onnx_form_with_the_same_strings():
     assert ref.backend == "torch"
     same = sum(a.text == b.text for a, b in zip(fast(paths), ref(paths), strict=True))
     assert same >= len(paths) - 1  # docs/deploy.md: 100% on all 6,952 eval images
+
+
+def test_default_path_needs_no_torch():
+    # The torch-free install (pip install 'crnn[onnx]') gets the fast default: a fresh interpreter
+    # that refuses to import torch runs Recognizer() and `crnn predict` without --model.
+    pytest.importorskip("onnxruntime")
+    import subprocess
+    import sys
+    import textwrap
+
+    word = ROOT / "docs" / "img" / "example_word.png"
+    code = textwrap.dedent(f"""
+        import sys, importlib.abc
+
+        class NoTorch(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("torch imported on the default path: " + name)
+                return None
+
+        sys.meta_path.insert(0, NoTorch())
+        import crnn
+        from crnn.cli import main
+        rec = crnn.Recognizer(num_threads=1)
+        assert rec.backend == "onnx", rec.backend
+        assert rec([{str(word)!r}])[0].text == "welcome"
+        assert main(["predict", "--threads", "1", {str(word)!r}]) == 0
+        assert "torch" not in sys.modules
+        print("OK")
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("OK")
