@@ -31,8 +31,12 @@ def load_recognizer(settings: ServeSettings) -> Recognizer:
     elif not Path(settings.model).exists() and not Path(settings.model + ".pt").exists():
         raise FileNotFoundError(f"--model {settings.model} not found")
     try:
-        return Recognizer.from_checkpoint(settings.model, batch_size=settings.max_batch,
-                                          num_threads=settings.threads)
+        threads = settings.threads
+        if threads is None and settings.workers > 1:  # the free cores, shared among the worker processes
+            from crnn.threads import default_threads
+
+            threads = max(1, default_threads() // settings.workers)
+        return Recognizer.from_checkpoint(settings.model, batch_size=settings.max_batch, num_threads=threads)
     except ImportError as e:  # e.g. an .onnx model without onnxruntime or its back end
         raise ValueError(f"cannot load model {settings.model or default_model()}: {e}") from e
 
