@@ -26,7 +26,7 @@ from PIL import Image
 from crnn import Recognizer, checkpoint
 from crnn.cli import main
 from crnn.data.images import MAX_PIXELS, array_to_bgr, decode_image
-from crnn.predict import load_image
+from crnn.predict import DEFAULT_MODEL, load_image
 from tests.conftest import ROOT, draw_word, tiny_config
 from tests.test_export import make_checkpoint
 from tests.test_serve import png_header
@@ -113,7 +113,8 @@ def test_hostile_model_refused_by_every_cli_entry_point(verb: str, hostile: tupl
 
 
 def test_bundled_model_and_old_numpy_rng_checkpoints_still_load(tmp_path: Path) -> None:
-    assert Recognizer(num_threads=1).backend == "torch"
+    # the bundled .pt through the safe loader (Recognizer() itself now runs its ONNX form)
+    assert Recognizer(DEFAULT_MODEL, num_threads=1).backend == "torch"
     old = {"model": {}, "config": {}, "charset": {}, "rng": {"numpy": np.random.get_state()}}
     torch.save(old, tmp_path / "old.pt")  # the RNG layout of checkpoints before this version
     assert checkpoint.load(tmp_path / "old.pt")["rng"]["numpy"][0] == "MT19937"

@@ -29,3 +29,67 @@ def test_accuracy_on_iiit5k_has_not_regressed():
     # docs/model_card.md: 75.1% on all 3000 (75.0% on this subset, round 5); the margin is two
     # standard errors of a 300-crop sample, so a model that lost ~5 points fails here
     assert metric.compute()["acc"] > 0.70
+
+
+def test_shipped_onnx_was_exported_from_the_shipped_checkpoint():
+    # scripts/package_model.py writes both files; a .pt replaced without re-running it fails here.
+    onnx = pytest.importorskip("onnx")
+    import hashlib
+
+    from crnn.onnx_backend import META_SOURCE_SHA256
+    from crnn.predict import DEFAULT_ONNX_MODEL
+
+    assert Path(DEFAULT_ONNX_MODEL).is_file(), "bundled ONNX model missing: run scripts/package_model.py"
+    meta = {p.key: p.value for p in onnx.load(DEFAULT_ONNX_MODEL, load_external_data=False).metadata_props}
+    pt_sha = hashlib.sha256(Path(crnn.DEFAULT_MODEL).read_bytes()).hexdigest()
+    assert meta.get(META_SOURCE_SHA256) == pt_sha, (
+        f"{DEFAULT_ONNX_MODEL} was exported from another checkpoint: run "
+        "python scripts/package_model.py --onnx-only src/crnn/assets/crnn_mv3_en.pt src/crnn/assets/crnn_mv3_en.pt")
+    assert Path(DEFAULT_ONNX_MODEL).stat().st_size < 1.2 * Path(crnn.DEFAULT_MODEL).stat().st_size  # fp16 weights
+
+
+def test_default_recognizer_runs_the_onnx_form_with_the_same_strings():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("torch")
+    root = need_shared("data", "eval", "ic15")
+    lines = (root / "labels.tsv").read_text(encoding="utf-8").splitlines()[::7]  # ~300 crops
+    paths = [root / line.split("\t", 1)[0] for line in lines]
+    fast = crnn.Recognizer(num_threads=1)
+    assert fast.backend == "onnx"
+    ref = crnn.Recognizer(crnn.DEFAULT_MODEL, num_threads=1)
+    assert ref.backend == "torch"
+    same = sum(a.text == b.text for a, b in zip(fast(paths), ref(paths), strict=True))
+    assert same >= len(paths) - 1  # docs/deploy.md: 100% on all 6,952 eval images
+
+
+def test_default_path_needs_no_torch():
+    # The torch-free install (pip install 'crnn[onnx]') gets the fast default: a fresh interpreter
+    # that refuses to import torch runs Recognizer() and `crnn predict` without --model.
+    pytest.importorskip("onnxruntime")
+    import subprocess
+    import sys
+    import textwrap
+
+    word = ROOT / "docs" / "img" / "example_word.png"
+    code = textwrap.dedent(f"""
+        import sys, importlib.abc
+
+        class NoTorch(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("torch imported on the default path: " + name)
+                return None
+
+        sys.meta_path.insert(0, NoTorch())
+        import crnn
+        from crnn.cli import main
+        rec = crnn.Recognizer(num_threads=1)
+        assert rec.backend == "onnx", rec.backend
+        assert rec([{str(word)!r}])[0].text == "welcome"
+        assert main(["predict", "--threads", "1", {str(word)!r}]) == 0
+        assert "torch" not in sys.modules
+        print("OK")
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("OK")

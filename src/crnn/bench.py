@@ -22,7 +22,6 @@ import numpy as np
 from crnn.predict import DEFAULT_MODEL, Recognizer, load_image
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
-FLOP_PER_CYCLE_PER_CORE = 32  # Zen 2, AVX2: 2 FMA units x 8 fp32 lanes x 2 FLOP
 
 
 def count_macs(model: Any, image_shape: list[int] | tuple[int, ...]) -> dict[str, int]:
@@ -68,22 +67,43 @@ def count_macs(model: Any, image_shape: list[int] | tuple[int, ...]) -> dict[str
     return {**counts, "total": sum(counts.values())}
 
 
+def fp32_flop_per_cycle(flags: set[str]) -> int:
+    """fp32 FLOP per cycle and core from the CPU's SIMD flags, assuming two FMA units per core.
+
+    AVX-512: 2 x 16 lanes x 2 (multiply + add) = 64; AVX2 + FMA: 2 x 8 x 2 = 32; SSE: 2 x 4 = 8.
+    (Some CPUs have only one 512-bit FMA unit, which halves the AVX-512 figure.)
+    """
+    if "avx512f" in flags:
+        return 64
+    if "avx2" in flags and "fma" in flags:
+        return 32
+    return 8
+
+
 def cpu_info() -> dict[str, Any]:
-    """CPU model, core count and clock (MHz, from /proc/cpuinfo; the nominal clock the kernel reports)."""
+    """CPU model, cores, clock (MHz, from /proc/cpuinfo: the nominal clock the kernel reports), SIMD flags
+    and the fp32 peak they give (``fp32_flop_per_cycle``)."""
     model, mhz = platform.processor() or "unknown", 0.0
+    flags: set[str] = set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name") and model in ("unknown", ""):
                 model = line.split(":", 1)[1].strip()
             elif line.startswith("cpu MHz") and not mhz:
                 mhz = float(line.split(":", 1)[1])
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    cores = os.cpu_count() or 1
+    from crnn.threads import available_cores
+
+    cores = available_cores()
     # The load average shows how busy the (shared) machine was when the numbers were taken.
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"model": model, "cores": cores, "mhz": mhz, "load_avg_1min": load,
-            "fp32_peak_gflops": cores * FLOP_PER_CYCLE_PER_CORE * mhz / 1e3}
+    simd = sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "f16c")))
+    per_cycle = fp32_flop_per_cycle(flags)
+    return {"model": model, "cores": cores, "mhz": mhz, "load_avg_1min": load, "simd_flags": simd,
+            "fp32_flop_per_cycle_per_core": per_cycle, "fp32_peak_gflops": cores * per_cycle * mhz / 1e3}
 
 
 def load_crops(folder: str | os.PathLike[str], limit: int) -> list[np.ndarray]:

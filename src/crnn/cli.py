@@ -13,10 +13,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crnn.config import ConfigError, DatasetConfig, PostProcessConfig
+from crnn.config import ConfigError, PostProcessConfig
 
 if TYPE_CHECKING:
     from crnn.decode import Prediction
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger("crnn")
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"}
@@ -103,57 +106,35 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from crnn.calibration import calibrate
+    from crnn.config import TransformsConfig
+    from crnn.evaluate import sets_dataset
 
-    res = calibrate(args.checkpoint, args.out, _sets_config(args.sets, args.label_file) if args.sets else None,
-                    is_filter=args.filter)
+    sets = sets_dataset(args.sets, args.label_file, TransformsConfig()) if args.sets else None
+    res = calibrate(args.checkpoint, args.out, sets, is_filter=args.filter)
     b, a = res["before"], res["after"]
     print(f"temperature {res['temperature']:g} fitted on {res['count']} images: "
           f"ECE {100 * b['ece']:.2f}% -> {100 * a['ece']:.2f}%; wrote {args.out}")
     return 0
 
 
-def _sets_config(sets: list[str], label_file: str) -> DatasetConfig:
-    """A MixDataSet of ``DIR[:LABELS]`` folders (a label file inside) or LMDB trees."""
-    members = []
-    for spec in sets:
-        d, _, label = spec.partition(":")
-        path = str(Path(d) / (label or label_file))
-        if not Path(path).is_file() and not any(Path(d).rglob("data.mdb")):
-            raise FileNotFoundError(f"--sets {d}: no label file {path} and no LMDB (data.mdb) in it; "
-                                    "name the label file as DIR:LABELS or with --label-file")
-        members.append(DatasetConfig(name="SimpleDataSet", data_dir=d, label_file_list=[path])
-                       if Path(path).is_file() else DatasetConfig(name="LMDBDataSet", data_dir=d))
-    return DatasetConfig(name="MixDataSet", datasets=members)
-
-
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from crnn import checkpoint
-    from crnn.config import config_from_dict, load_config
-    from crnn.evaluate import Miss, Record, evaluate_sets, format_table, write_json, write_misses
-    from crnn.torch_backend import load_model
+    from crnn.evaluate import (
+        Miss,
+        Record,
+        evaluate_sets,
+        format_table,
+        load_eval_model,
+        sets_dataset,
+        write_json,
+        write_misses,
+    )
 
-    overrides = list(args.override)
-    if args.checkpoint:
-        overrides.append(f"Global.checkpoints={args.checkpoint}")
-    if args.config:
-        cfg = load_config(args.config, overrides)
-    else:  # the checkpoint's own config
-        ckpt = next((v.split("=", 1)[1] for v in overrides if v.startswith("Global.checkpoints=")), None)
-        if ckpt is None:
-            raise ConfigError("crnn eval needs -c CONFIG or --checkpoint PATH")
-        cfg = config_from_dict(checkpoint.load(ckpt)["config"], overrides)
-    if not cfg.Global.checkpoints:
-        raise ConfigError("no checkpoint: pass --checkpoint PATH or -o Global.checkpoints=PATH")
-    if cfg.Global.num_threads:
-        import torch
-
-        torch.set_num_threads(cfg.Global.num_threads)
-    model, charset, _ = load_model(cfg.Global.checkpoints)
+    cfg, model, charset, path = load_eval_model(args.model or args.checkpoint, args.config, list(args.override),
+                                                args.threads)
     if cfg.Eval is None:
         raise ConfigError("no Eval section: give -c CONFIG with one, or --sets DIR ...")
-    dataset_cfg = cfg.Eval.dataset
-    if args.sets:
-        dataset_cfg = dataclasses.replace(_sets_config(args.sets, args.label_file), transforms=dataset_cfg.transforms)
+    dataset_cfg = sets_dataset(args.sets, args.label_file, cfg.Eval.dataset.transforms) if args.sets \
+        else cfg.Eval.dataset
     from crnn.decoders import build_decoder
 
     cfg.PostProcess = _postprocess(cfg.PostProcess, args)
@@ -163,7 +144,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate_sets(model, cfg, charset, dataset_cfg, cfg.Eval.loader, is_filter=args.filter,
                            misses=misses, decoder=decoder, records=records)
     result["decoder"] = dataclasses.asdict(cfg.PostProcess)
-    result["checkpoint"] = str(cfg.Global.checkpoints)
+    result["checkpoint"] = path
     print(format_table(result))
     if args.json:
         write_json(result, args.json)
@@ -207,6 +188,8 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
     from crnn.decoders import build_decoder
     from crnn.predict import Recognizer, load_image
 
@@ -218,14 +201,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if not paths:
         print(f"error: no image files ({', '.join(sorted(IMAGE_EXTS))}) in {' '.join(args.inputs)}", file=sys.stderr)
         return 1
-    images, good, failed = [], [], 0
-    for p in paths:
+
+    def try_load(p: str) -> tuple[np.ndarray | None, ValueError | None]:
         try:
-            images.append(load_image(p))
-            good.append(p)
+            return load_image(p), None
         except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            failed += 1
+            return None, e
+
+    images, good, failed = [], [], 0
+    with ThreadPoolExecutor(rec.num_threads) as pool:  # decoding is a large share of the time; cv2 frees the GIL
+        for p, (img, err) in zip(paths, pool.map(try_load, paths), strict=True):
+            if img is None:
+                print(f"error: {err}", file=sys.stderr)
+                failed += 1
+            else:
+                images.append(img)
+                good.append(p)
     records = []
     for p, pred in zip(good, rec.recognize_arrays(images), strict=True):
         if args.format == "tsv":
@@ -316,9 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes on this machine (DDP via torchrun; batch_size_per_card is per process)")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a checkpoint on one or more sets")
+    p = sub.add_parser("eval", help="evaluate a model (.pt or .onnx, fp32 or int8) on one or more sets")
     _add_config_args(p, required=False)
+    p.add_argument("--model", help="model to evaluate: a .pt checkpoint or an exported .onnx model, on its own back "
+                   "end (default: --checkpoint, else the bundled model, as ONNX when onnxruntime is installed)")
     p.add_argument("--checkpoint", help="checkpoint to evaluate (same as -o Global.checkpoints=PATH)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="inference threads (default: Global.num_threads, else the available cores that are not busy)")
     p.add_argument("--sets", nargs="+", metavar="DIR[:LABELS]",
                    help="eval sets: folders with a label file (default name: --label-file) or LMDB trees")
     p.add_argument("--label-file", default="labels.tsv", help="label file name inside each --sets folder")
@@ -346,9 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="recognize word images (files, folders, globs)")
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--checkpoint", help="a .pt checkpoint (default: the bundled model)")
-    p.add_argument("--model", help="a .pt checkpoint or an exported .onnx model")
+    p.add_argument("--model", help="a .pt checkpoint or an exported .onnx model (default: the bundled model, "
+                   "as ONNX when onnxruntime is installed)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="inference and decoding threads (default: the available cores that are not busy)")
     p.add_argument("--format", choices=["tsv", "json", "jsonl"], default="tsv",
                    help="tsv: path, text, confidence (default); json/jsonl: also each symbol's confidence and "
                         "x range in the image's pixels")
@@ -369,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1, help="worker processes, each with its own model copy")
-    p.add_argument("--threads", type=int, default=None, help="inference threads per worker (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="inference threads per worker (default: the available cores that are not busy)")
     p.add_argument("--max-batch", type=int, default=32, help="images per forward pass")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill up")
     p.add_argument("--max-images", type=int, default=64, help="images per request")

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from crnn.charset import Charset
-from crnn.config import Config, DatasetConfig, LoaderConfig
+from crnn.config import Config, DatasetConfig, LoaderConfig, TransformsConfig
 from crnn.data.datasets import RecDataset, build_sources, eval_label_check
 from crnn.data.loader import Batch, build_loader
 from crnn.decoders import Decoder, build_decoder
@@ -41,33 +43,46 @@ class Record(NamedTuple):
     right: bool
 
 
+# A model for evaluation: a torch module, or any back end's (B, C, H, W) -> (B, T, K) numpy function
+# (``crnn.onnx_backend.onnx_runner``), so every deployable form is measured by the same loop.
+EvalModel = torch.nn.Module | Callable[[np.ndarray], np.ndarray]
+
+
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader: DataLoader[Batch], charset: Charset, metric: RecMetric,
+def evaluate(model: EvalModel, loader: DataLoader[Batch], charset: Charset, metric: RecMetric,
              channels_last: bool = False, misses: list[Miss] | None = None,
              decoder: Decoder | None = None, records: list[Record] | None = None,
-             outputs: list[tuple[Any, list[str]]] | None = None) -> dict[str, float]:
+             outputs: list[tuple[Any, list[str]]] | None = None,
+             texts: dict[str, str] | None = None) -> dict[str, float]:
     """Run ``model`` over ``loader``; returns acc, norm_edit_dis, count, skipped, fps and decode_ms.
 
     fps counts the model's forward pass only, as PaddleOCR's eval does; decode_ms is the decoder's
     time per image (``decoder``: default greedy). When ``misses`` is given, every image the metric
-    counts as wrong is appended to it; ``records`` receives every image's ``Record`` and ``outputs``
-    (logits (B, T, C), labels) of every batch (calibration).
+    counts as wrong is appended to it; ``records`` receives every image's ``Record``, ``outputs``
+    (logits (B, T, C), labels) of every batch (calibration), and ``texts`` every image's decoded
+    string by key (to compare two forms of a model image by image).
     """
     decoder = decoder or build_decoder(None, charset)
-    was_training = model.training
-    model.eval()
+    module = model if isinstance(model, torch.nn.Module) else None
+    was_training = module is not None and module.training
+    if module is not None:
+        module.eval()
     metric.reset()
     skipped, forward_s, decode_s, n = 0, 0.0, 0.0, 0
-    device = next(model.parameters()).device
+    device = next(module.parameters()).device if module is not None else None
     for batch in loader:
         skipped += batch.skipped
         if not batch.texts:
             continue
-        images = batch.images.to(device)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
         t0 = time.perf_counter()
-        logits = model(images).float().cpu().numpy()
+        if module is None:
+            logits = model(batch.images.numpy())
+        else:
+            images = batch.images.to(device)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            t0 = time.perf_counter()
+            logits = module(images).float().cpu().numpy()
         forward_s += time.perf_counter() - t0
         n += len(batch.texts)
         t0 = time.perf_counter()
@@ -79,13 +94,69 @@ def evaluate(model: torch.nn.Module, loader: DataLoader[Batch], charset: Charset
                            for key, label, p, ok in zip(batch.keys, batch.texts, preds, right, strict=True))
         if outputs is not None:
             outputs.append((logits, list(batch.texts)))
+        if texts is not None:
+            texts.update((key, p.text) for key, p in zip(batch.keys, preds, strict=True))
         if misses is not None:
             misses.extend(Miss(key, label, p.text, p.confidence)
                           for key, label, p, ok in zip(batch.keys, batch.texts, preds, right, strict=True) if not ok)
-    model.train(was_training)
+    if module is not None:
+        module.train(was_training)
     result = metric.compute()
     result.update(skipped=skipped, fps=n / forward_s if forward_s else 0.0, decode_ms=1000 * decode_s / max(n, 1))
     return result
+
+
+def load_eval_model(model: str | None, config: str | None, overrides: list[str], threads: int | None = None
+                    ) -> tuple[Config, EvalModel, Charset, str]:
+    """(config, model, charset, model path) for ``crnn eval``: any deployable form of a model.
+
+    The model is ``model`` (a ``.pt`` checkpoint or an ``.onnx`` file, fp32 or int8), else
+    ``Global.checkpoints``, else the bundled model (as ONNX when onnxruntime is installed). An
+    ``.onnx`` model runs on onnxruntime as a numpy function. The config (sets, metric, loader) is
+    ``config``, else the checkpoint's own, else (for ``.onnx``) the bundled checkpoint's; the input
+    shape and channel order always come from the model itself.
+    """
+    from crnn import checkpoint
+    from crnn.config import config_from_dict, load_config
+    from crnn.predict import DEFAULT_MODEL, default_model
+    from crnn.threads import default_threads
+
+    named = model or next((v.split("=", 1)[1] for v in overrides if v.startswith("Global.checkpoints=")), None)
+    cfg = load_config(config, overrides) if config else None
+    path = str(named or (cfg.Global.checkpoints if cfg else None) or default_model())
+    if cfg is None:
+        cfg = config_from_dict(checkpoint.load(DEFAULT_MODEL if path.endswith(".onnx") else path)["config"], overrides)
+    threads = threads or cfg.Global.num_threads or default_threads()
+    if path.endswith(".onnx"):
+        from crnn.onnx_backend import onnx_runner
+
+        run, meta = onnx_runner(path, threads)
+        if cfg.Eval is not None:
+            t = replace(cfg.Eval.dataset.transforms, image_shape=meta["image_shape"], img_mode=meta["img_mode"])
+            cfg.Eval.dataset = replace(cfg.Eval.dataset, transforms=t)
+        log.info("evaluating %s on onnxruntime, %d threads", path, threads)
+        return cfg, run, meta["charset"], path
+    from crnn.torch_backend import for_inference, load_model
+
+    torch.set_num_threads(threads)
+    module, charset, _ = load_model(path)
+    module = for_inference(module)
+    log.info("evaluating %s on PyTorch, %d threads", path, threads)
+    return cfg, module, charset, path
+
+
+def sets_dataset(specs: list[str], label_file: str, transforms: TransformsConfig) -> DatasetConfig:
+    """Eval sets given as ``DIR[:LABELS]`` (a folder with a label file, else an LMDB tree) as one dataset."""
+    members = []
+    for spec in specs:
+        d, _, label = spec.partition(":")
+        path = str(Path(d) / (label or label_file))
+        if not Path(path).is_file() and not any(Path(d).rglob("data.mdb")):
+            raise FileNotFoundError(f"--sets {d}: no label file {path} and no LMDB (data.mdb) in it; "
+                                    "name the label file as DIR:LABELS or with --label-file")
+        members.append(DatasetConfig(name="SimpleDataSet", data_dir=d, label_file_list=[path])
+                       if Path(path).is_file() else DatasetConfig(name="LMDBDataSet", data_dir=d))
+    return DatasetConfig(name="MixDataSet", datasets=members, transforms=transforms)
 
 
 def set_name(source_name: str) -> str:
@@ -108,15 +179,17 @@ def eval_datasets(dataset_cfg: DatasetConfig, normalize: Any, strict: bool) -> l
     return out
 
 
-def evaluate_sets(model: torch.nn.Module, cfg: Config, charset: Charset, dataset_cfg: DatasetConfig,
+def evaluate_sets(model: EvalModel, cfg: Config, charset: Charset, dataset_cfg: DatasetConfig,
                   loader_cfg: LoaderConfig, is_filter: bool,
                   misses: dict[str, list[Miss]] | None = None, decoder: Decoder | None = None,
-                  records: dict[str, tuple[list[Record], RecDataset]] | None = None) -> dict[str, Any]:
+                  records: dict[str, tuple[list[Record], RecDataset]] | None = None,
+                  texts: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
     """Evaluate every set of ``dataset_cfg`` separately; add the mean over sets and the total.
 
     Decoding is ``decoder``, by default the one ``cfg.PostProcess`` names. When ``misses`` is given,
     it receives each set's misrecognised images under the set's name; ``records`` likewise every
-    image's ``Record``, with the set's dataset (to read the images again for a report).
+    image's ``Record``, with the set's dataset (to read the images again for a report); ``texts``
+    every image's decoded string (``{set: {key: text}}``).
     """
     decoder = decoder or build_decoder(cfg.PostProcess, charset)
     normalize = make_normalizer(is_filter, cfg.Metric.ignore_space, charset.normalize)
@@ -132,8 +205,9 @@ def evaluate_sets(model: torch.nn.Module, cfg: Config, charset: Charset, dataset
             unique, k = f"{name}#{k}", k + 1
         set_misses = None if misses is None else misses.setdefault(unique, [])
         set_records = None if records is None else records.setdefault(unique, ([], ds))[0]
+        set_texts = None if texts is None else texts.setdefault(unique, {})
         res = evaluate(model, loader, charset, RecMetric(normalize), cfg.Global.channels_last, set_misses, decoder,
-                       set_records)
+                       set_records, texts=set_texts)
         res["skipped"] += ds.skipped_labels
         sets[unique] = res
         log.info("%s: acc %.4f over %d", name, res["acc"], res["count"])

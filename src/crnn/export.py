@@ -7,6 +7,7 @@ image shape, channel order and preprocessing go into ``metadata_props``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -20,6 +21,8 @@ import onnx
 import torch
 
 from crnn import onnx_backend as ob
+from crnn.checkpoint import resolve as resolve_checkpoint
+from crnn.onnx_graph import fuse_for_runtime, store_fp16
 from crnn.torch_backend import load_model, preprocessing
 
 log = logging.getLogger(__name__)
@@ -52,7 +55,16 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     return {p.key: p.value for p in m.metadata_props}
 
 
-def _to_onnx(model: torch.nn.Module, image_shape: list[int], out: Path) -> None:
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _to_onnx(model: torch.nn.Module, image_shape: list[int], out: Path, fold: bool = True) -> None:
     c, h, w = image_shape
     dummy = torch.randn(2, c, h, w)
     with warnings.catch_warnings():
@@ -65,7 +77,7 @@ def _to_onnx(model: torch.nn.Module, image_shape: list[int], out: Path) -> None:
         torch.onnx.export(
             model, (dummy,), str(out), input_names=["x"], output_names=["logits"],
             dynamic_axes={"x": {0: "batch", 3: "width"}, "logits": {0: "batch", 1: "steps"}},
-            opset_version=OPSET, do_constant_folding=True, dynamo=False,
+            opset_version=OPSET, do_constant_folding=fold, dynamo=False,
         )
 
 
@@ -100,8 +112,12 @@ def verify(onnx_path: str | os.PathLike[str], model: torch.nn.Module, image_shap
 
 
 def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], check: bool = True,
-                int8: str | None = None, calib: str | None = None, calib_count: int = 256) -> dict[str, Any]:
-    """Export a checkpoint to ONNX (fp32), optionally also an int8 copy.
+                int8: str | None = None, calib: str | None = None, calib_count: int = 256,
+                fp16_weights: bool = False) -> dict[str, Any]:
+    """Export a checkpoint to ONNX (fp32 compute), optionally also an int8 copy.
+
+    The graph is rewritten into the ops onnxruntime fuses (``crnn.onnx_graph.fuse_for_runtime``);
+    the metadata records the checkpoint's sha256 (``crnn.source_sha256``).
 
     Args:
         checkpoint: a ``.pt`` checkpoint.
@@ -110,6 +126,9 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
         int8: None, "dynamic" or "static": also write ``<out stem>.int8.onnx``.
         calib: for static int8: a folder of images or a label file (training images, never eval sets).
         calib_count: calibration images to use.
+        fp16_weights: store the weights float16 holds exactly (all of them for a checkpoint whose
+            weights are float16, like the bundled model) as float16: half the file, same results.
+            Batch norm is then left unfolded in the file; onnxruntime folds it when loading.
 
     Returns:
         {"onnx": path, "max_abs_diff": float | None, "int8": path | None, "opset": int}.
@@ -120,8 +139,11 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         raw = Path(tmp) / "raw.onnx"
-        _to_onnx(model, image_shape, raw)
+        _to_onnx(model, image_shape, raw, fold=not fp16_weights)  # folding BN would make weights inexact in fp16
         m = onnx.load(str(raw))
+    fuse_for_runtime(m)
+    if fp16_weights:
+        store_fp16(m)
     onnx.checker.check_model(m)
     m.producer_name = "crnn"
     m.doc_string = f"CRNN text recognizer exported from {Path(checkpoint).name}: x (B,C,H,W) -> logits (B,T,K)"
@@ -133,8 +155,11 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
         ob.META_PREPROCESS: json.dumps(ob.PREPROCESS),
         ob.META_SOURCE: Path(checkpoint).name,
         ob.META_TEMPERATURE: repr(float(cfg.PostProcess.temperature)),
+        ob.META_SOURCE_SHA256: file_sha256(resolve_checkpoint(checkpoint)),
     })
-    onnx.save(m, str(out))
+    tmp_out = out.with_name(out.name + ".tmp")
+    onnx.save(m, str(tmp_out))
+    os.replace(tmp_out, out)  # atomic: a crash never leaves a half-written model
     result: dict[str, Any] = {"onnx": str(out), "opset": OPSET, "max_abs_diff": None, "int8": None}
     if check:
         result["max_abs_diff"] = verify(out, model, image_shape)

@@ -26,6 +26,7 @@ META_IMG_MODE = "crnn.img_mode"  # "BGR" | "RGB"
 META_PREPROCESS = "crnn.preprocess"  # JSON description of resize_norm's parameters
 META_SOURCE = "crnn.source"  # checkpoint the model was exported from (informational)
 META_TEMPERATURE = "crnn.temperature"  # optional: PostProcess.temperature (confidence calibration), a float
+META_SOURCE_SHA256 = "crnn.source_sha256"  # sha256 of that checkpoint file (ties a shipped .onnx to its .pt)
 FORMAT_VERSION = "1"
 REQUIRED_KEYS = (META_FORMAT, META_CHARSET, META_IMAGE_SHAPE, META_IMG_MODE)
 
@@ -81,14 +82,15 @@ def parse_metadata(props: dict[str, str], name: str) -> dict[str, Any]:
 
 
 def session_options(num_threads: int | None) -> Any:
-    """onnxruntime session options: ``num_threads`` intra-op threads (None: onnxruntime's default)."""
+    """onnxruntime session options: ``num_threads`` intra-op threads (None: ``default_threads()``)."""
     import onnxruntime as ort
 
+    from crnn.threads import default_threads
+
     so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if num_threads:
-        so.intra_op_num_threads = num_threads
-        so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # incl. the NCHWc conv layout
+    so.intra_op_num_threads = num_threads or default_threads()
+    so.inter_op_num_threads = 1
     return so
 
 
@@ -98,7 +100,7 @@ def onnx_runner(path: str | os.PathLike[str], num_threads: int | None = None
 
     Args:
         path: an ``.onnx`` file written by ``crnn export``.
-        num_threads: onnxruntime intra-op threads (None: one per physical core).
+        num_threads: onnxruntime intra-op threads (None: ``crnn.threads.default_threads()``).
 
     Raises:
         FileNotFoundError: no such file.

@@ -6,8 +6,11 @@ does not import torch: the torch back end is imported when a ``.pt`` checkpoint 
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,13 +19,26 @@ from PIL import Image
 
 from crnn.charset import Charset
 from crnn.data.images import array_to_bgr, decode_image
-from crnn.data.transforms import resize_norm, resized_width, to_model_order
+from crnn.data.transforms import resize_norm_batch, resized_width
 from crnn.decode import Prediction
 from crnn.decoders import Decoder, build_decoder, frames_to_pixels
+from crnn.threads import default_threads
 
 ImageInput = str | os.PathLike[str] | Image.Image | np.ndarray
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 DEFAULT_MODEL = str(Path(__file__).parent / "assets" / "crnn_mv3_en.pt")
+# The same model exported by scripts/package_model.py (its metadata holds DEFAULT_MODEL's sha256):
+# same strings, several times faster than PyTorch eager, and runs without torch.
+DEFAULT_ONNX_MODEL = str(Path(DEFAULT_MODEL).with_suffix(".onnx"))
+
+
+def default_model() -> str:
+    """The bundled model in its fastest available form: the ONNX file when onnxruntime is installed,
+    else the PyTorch checkpoint."""
+    if Path(DEFAULT_ONNX_MODEL).is_file() and importlib.util.find_spec("onnxruntime") is not None:
+        return DEFAULT_ONNX_MODEL
+    return DEFAULT_MODEL
 
 
 def load_image(image: ImageInput) -> np.ndarray:
@@ -44,13 +60,27 @@ def load_image(image: ImageInput) -> np.ndarray:
     return array_to_bgr(image)
 
 
+def load_images(images: Sequence[ImageInput], num_threads: int = 1) -> list[np.ndarray]:
+    """``load_image`` of each input, decoded by ``num_threads`` threads (OpenCV releases the GIL).
+
+    Raises:
+        ValueError: the first input (in order) that cannot be read.
+    """
+    if num_threads <= 1 or len(images) < 2:
+        return [load_image(im) for im in images]
+    with ThreadPoolExecutor(min(num_threads, len(images))) as pool:
+        return list(pool.map(load_image, images))
+
+
 class Recognizer:
     """Recognise cropped word images with a checkpoint (``.pt``, torch) or an exported ``.onnx`` model.
 
     Args:
-        model: path of the model; ``None`` means the bundled English model (``crnn.DEFAULT_MODEL``).
+        model: path of the model; ``None`` means the bundled English model, as ONNX when onnxruntime
+            is installed (``crnn.predict.DEFAULT_ONNX_MODEL``), else the checkpoint (``crnn.DEFAULT_MODEL``).
         batch_size: images per forward pass.
-        num_threads: inference threads (default: the back end's default, all cores).
+        num_threads: inference (and image decoding) threads; default: the available cores that
+            are not busy (``crnn.threads.default_threads``).
         dynamic_width: opt-in: instead of resizing every image to the training width W (squashing
             wider ones, as PaddleOCR's eval does; the default), keep each image's aspect ratio and pad
             each batch (images sorted by aspect ratio) to its widest image, rounded up to a multiple
@@ -68,10 +98,11 @@ class Recognizer:
     def __init__(self, model: str | os.PathLike[str] | None = None, *, batch_size: int = 32,
                  num_threads: int | None = None, dynamic_width: bool = False, max_width: int = 800,
                  decoder: Decoder | None = None):
-        path = DEFAULT_MODEL if model is None else model
+        path = default_model() if model is None else model
         if not Path(path).exists() and not Path(f"{path}.pt").exists():
             hint = " (the bundled model is missing from this install)" if model is None else ""
             raise FileNotFoundError(f"model {path} not found{hint}")
+        num_threads = num_threads or default_threads()
         if str(path).endswith(".onnx"):
             from crnn.onnx_backend import onnx_runner
 
@@ -87,9 +118,11 @@ class Recognizer:
         self.backend: str = meta["backend"]
         self.batch_size = batch_size
         self.path = str(path)
+        self.num_threads = num_threads
         self.dynamic_width = dynamic_width
         self.max_width = max_width
         self.decoder: Decoder = decoder or build_decoder(meta.get("postprocess"), self.charset)
+        log.info("recognizer: %s back end, %s, %d threads", self.backend, self.path, num_threads)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Recognizer:
@@ -110,8 +143,7 @@ class Recognizer:
         ``width`` overrides W (dynamic-width mode); None keeps the training width.
         """
         c, h, w = self.image_shape
-        shape = (c, h, width or w)
-        return np.stack([resize_norm(to_model_order(im, self.img_mode), shape) for im in images])
+        return resize_norm_batch(images, (c, h, width or w), self.img_mode)
 
     def recognize_arrays(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         """Recognise already-decoded BGR images, batched in order of aspect ratio.
@@ -147,5 +179,5 @@ class Recognizer:
         Raises:
             ValueError: an input cannot be read (the message names it).
         """
-        return self.recognize_arrays([load_image(im) for im in images])
+        return self.recognize_arrays(load_images(images, self.num_threads))
 

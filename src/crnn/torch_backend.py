@@ -27,6 +27,26 @@ def load_model(path: str | os.PathLike[str]) -> tuple[CRNN, Charset, Any]:
     return model, charset, cfg
 
 
+def for_inference(model: CRNN) -> CRNN:
+    """An eval-mode model made faster for CPU inference, in place: the same function, fewer passes.
+
+    Batch norm is folded into the convolution before it (one pass over each activation instead of
+    two, as the ONNX export does) and the weights are made channels-last, the layout in which
+    oneDNN runs the many depthwise and 1x1 convolutions of MobileNetV3 fastest (docs/deploy.md).
+    Not for training: the folded model has no batch-norm statistics left to update.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    from crnn.models.layers import ConvBNAct
+
+    model.eval()
+    for mod in model.modules():
+        if isinstance(mod, ConvBNAct) and isinstance(mod.bn, torch.nn.BatchNorm2d):
+            mod.conv = fuse_conv_bn_eval(mod.conv, mod.bn)
+            mod.bn = torch.nn.Identity()  # type: ignore[assignment]
+    return model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+
 def preprocessing(cfg: Config) -> tuple[list[int], str]:
     """(image_shape [C, H, W], img_mode) a checkpoint's model expects: its Eval (else Train) transforms."""
     split = cfg.Eval or cfg.Train
@@ -39,13 +59,16 @@ def preprocessing(cfg: Config) -> tuple[list[int], str]:
 def torch_runner(path: str | os.PathLike[str], num_threads: int | None = None
                  ) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
     """A function (B, C, H, W) float32 -> (B, T, K) logits, plus the metadata the recognizer needs."""
+    from crnn.threads import default_threads
+
     model, charset, cfg = load_model(path)
-    if num_threads:
-        torch.set_num_threads(num_threads)
+    model = for_inference(model)
+    torch.set_num_threads(num_threads or default_threads())
 
     @torch.inference_mode()
     def run(batch: np.ndarray) -> np.ndarray:
-        return model(torch.from_numpy(batch)).float().numpy()
+        x = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
+        return model(x).float().numpy()
 
     image_shape, img_mode = preprocessing(cfg)
     return run, {"charset": charset, "image_shape": image_shape, "img_mode": img_mode, "backend": "torch",

@@ -50,6 +50,46 @@ def resize_norm(img: np.ndarray, image_shape: Sequence[int], padding: bool = Tru
     return out
 
 
+# resize_norm's uint8 -> float32 map as a table: the same float32 operations, so bit-identical values.
+_NORM_LUT = (np.arange(256, dtype=np.float32) / 255.0 - 0.5) / 0.5
+
+
+def resize_norm_batch(images: Sequence[np.ndarray], image_shape: Sequence[int], img_mode: str = "BGR",
+                      padding: bool = True) -> np.ndarray:
+    """A batch of BGR images -> (B, C, H, W) float32, equal bit for bit to stacking ``resize_norm``.
+
+    The fast path both inference back ends use: each image is resized by OpenCV straight into one
+    preallocated uint8 (B, H, W, 3) buffer, then the whole batch is normalised, transposed to CHW and
+    put in the model's channel order by one table lookup (no per-image float64/float32 temporaries).
+
+    Args:
+        images: (h, w, 3) uint8 BGR images.
+        image_shape: (C, H, W) of each output image.
+        img_mode: the model's channel order, "BGR" or "RGB".
+        padding: as in ``resize_norm``.
+    """
+    c, image_h, image_w = (int(v) for v in image_shape)
+    buf = np.empty((len(images), image_h, image_w, 3), dtype=np.uint8)
+    widths = []
+    for i, img in enumerate(images):
+        h, w = img.shape[:2]
+        if h == 0 or w == 0:
+            raise ValueError(f"image of size {w}x{h} cannot be resized")
+        new_w = resized_width(h, w, image_h, image_w) if padding else image_w
+        cv2.resize(img, (new_w, image_h), dst=buf[i, :, :new_w])  # a view: OpenCV writes in place
+        widths.append(new_w)
+    chw = buf.transpose(0, 3, 1, 2)  # (B, 3, H, W) view
+    if img_mode == "RGB":
+        chw = chw[:, ::-1]
+    if c == 1:
+        chw = chw[:, :1]  # resize_norm's single channel: the first one in the model's order
+    out = np.empty((len(images), c, image_h, image_w), dtype=np.float32)
+    np.take(_NORM_LUT, chw, out=out)
+    for i, new_w in enumerate(widths):
+        out[i, :, :, new_w:] = 0.0  # right padding: 0 after normalisation (mid-grey)
+    return out
+
+
 def to_model_order(img_bgr: np.ndarray, img_mode: str) -> np.ndarray:
     """Convert an OpenCV BGR (h, w, 3) image to the model's channel order ("BGR" or "RGB")."""
     if img_mode == "RGB":

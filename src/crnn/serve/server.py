@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from crnn.config import PostProcessConfig
 from crnn.decoders import build_decoder
-from crnn.predict import DEFAULT_MODEL, Recognizer
+from crnn.predict import Recognizer, default_model
 from crnn.serve.app import create_app
 from crnn.serve.settings import ServeSettings
 
@@ -28,16 +28,20 @@ def load_recognizer(settings: ServeSettings) -> Recognizer:
         ValueError: the file is not a model this version can load.
     """
     if settings.model is None:
-        if not Path(DEFAULT_MODEL).is_file():
-            raise FileNotFoundError(f"no --model given and the bundled model {DEFAULT_MODEL} is not installed: "
+        if not Path(default_model()).is_file():
+            raise FileNotFoundError(f"no --model given and the bundled model {default_model()} is not installed: "
                                     "pass --model PATH (a .pt checkpoint or an exported .onnx model)")
     elif not Path(settings.model).exists() and not Path(settings.model + ".pt").exists():
         raise FileNotFoundError(f"--model {settings.model} not found")
     try:
-        rec = Recognizer.from_checkpoint(settings.model, batch_size=settings.max_batch,
-                                         num_threads=settings.threads)
+        threads = settings.threads
+        if threads is None and settings.workers > 1:  # the free cores, shared among the worker processes
+            from crnn.threads import default_threads
+
+            threads = max(1, default_threads() // settings.workers)
+        rec = Recognizer.from_checkpoint(settings.model, batch_size=settings.max_batch, num_threads=threads)
     except ImportError as e:  # e.g. an .onnx model without onnxruntime or its back end
-        raise ValueError(f"cannot load model {settings.model or DEFAULT_MODEL}: {e}") from e
+        raise ValueError(f"cannot load model {settings.model or default_model()}: {e}") from e
     if settings.postprocess:
         base = getattr(rec.decoder, "cfg", None) or PostProcessConfig()
         try:
