@@ -225,12 +225,13 @@ def evaluate_sets(model: EvalModel, cfg: Config, charset: Charset, dataset_cfg: 
 
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text table: set, count, skipped, accuracy %, normalised edit distance."""
-    lines = [f"{'set':<16}{'count':>8}{'skipped':>9}{'acc %':>9}{'1-NED':>9}"]
+    w = max([16, *(len(name) + 2 for name in result["sets"])])
+    lines = [f"{'set':<{w}}{'count':>8}{'skipped':>9}{'acc %':>9}{'1-NED':>9}"]
     for name, r in result["sets"].items():
-        lines.append(f"{name:<16}{r['count']:>8}{r['skipped']:>9}{100 * r['acc']:>9.2f}{r['norm_edit_dis']:>9.4f}")
+        lines.append(f"{name:<{w}}{r['count']:>8}{r['skipped']:>9}{100 * r['acc']:>9.2f}{r['norm_edit_dis']:>9.4f}")
     m, t = result["mean"], result["total"]
-    lines.append(f"{'mean (sets)':<16}{'':>8}{'':>9}{100 * m['acc']:>9.2f}{m['norm_edit_dis']:>9.4f}")
-    lines.append(f"{'total':<16}{t['count']:>8}{t['skipped']:>9}{100 * t['acc']:>9.2f}{t['norm_edit_dis']:>9.4f}")
+    lines.append(f"{'mean (sets)':<{w}}{'':>8}{'':>9}{100 * m['acc']:>9.2f}{m['norm_edit_dis']:>9.4f}")
+    lines.append(f"{'total':<{w}}{t['count']:>8}{t['skipped']:>9}{100 * t['acc']:>9.2f}{t['norm_edit_dis']:>9.4f}")
     return "\n".join(lines)
 
 
