@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from crnn.data.labels import read_label_file
 from crnn.evaluate import set_name
 from crnn.export import export_onnx
 from crnn.metrics import RecMetric, filter_36
@@ -30,10 +31,7 @@ EVAL_SETS = ["iiit5k/labels.tsv", "ic13/labels_1015.tsv", "ic15/labels.tsv", "ic
 def load_set(label_file: Path, limit: int | None = None) -> tuple[list[Any], list[str], int]:
     """(BGR images, labels, skipped) of one set; labels empty under the 36-char protocol are skipped."""
     images, labels, skipped = [], [], 0
-    for line in label_file.read_text(encoding="utf-8").splitlines()[:limit]:
-        if not line.strip():
-            continue
-        rel, _, label = line.partition("\t")
+    for rel, label in read_label_file(label_file)[:limit]:
         if not filter_36(label):
             skipped += 1
             continue

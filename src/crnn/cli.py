@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 from crnn.config import ConfigError
+from crnn.data.images import IMAGE_EXTS
 
 log = logging.getLogger("crnn")
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"}
 
 
 def _add_config_args(p: argparse.ArgumentParser, required: bool = True) -> None:

@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 
 from crnn.data.images import decode_image
-from crnn.data.lmdb_io import image_key, label_key, read_label_file
+from crnn.data.labels import read_label_file
+from crnn.data.lmdb_io import image_key, label_key
 from crnn.synth.corpus import Corpus, load_words
 from crnn.synth.fonts import discover_fonts
 from crnn.synth.render import Renderer, sample_rng
