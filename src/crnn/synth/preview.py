@@ -1,7 +1,7 @@
 """Side-by-side picture of synthetic crops and real training crops, to judge realism by eye.
 
     python -m crnn.synth.preview --out docs/img/synth_vs_real.png
-    python -m crnn.synth.preview --stats /work/synthdata/v2/shard_00000   # numbers, not a picture
+    python -m crnn.synth.preview --stats ../synthdata/v2/shard_00000   # numbers, not a picture
 
 Real crops are read (never copied) from the train splits in ``../shared/data/train``.
 """
