@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from crnn.config import ConfigError
+from crnn.config import ConfigError, DatasetConfig
 from crnn.data.images import IMAGE_EXTS
 
 log = logging.getLogger("crnn")
@@ -70,47 +70,63 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from crnn import checkpoint
-    from crnn.config import DatasetConfig, config_from_dict, load_config
-    from crnn.evaluate import Miss, evaluate_sets, format_table, write_json, write_misses
-    from crnn.torch_backend import load_model
+def _eval_set_members(sets: list[str], label_file: str) -> list[DatasetConfig]:
+    """``--sets DIR[:LABELS]`` as dataset sections, each checked to hold a label file or an LMDB."""
+    members = []
+    for spec in sets:
+        d, _, label = spec.partition(":")
+        labels = Path(d) / (label or label_file)
+        if not Path(d).is_dir():
+            raise FileNotFoundError(f"--sets {d}: no such folder")
+        if labels.is_file():
+            members.append(DatasetConfig(name="SimpleDataSet", data_dir=d, label_file_list=[str(labels)]))
+        elif any(Path(d).rglob("data.mdb")):
+            members.append(DatasetConfig(name="LMDBDataSet", data_dir=d))
+        else:
+            raise FileNotFoundError(f"--sets {d}: no label file {labels} and no LMDB (data.mdb) in it; "
+                                    "name the label file as DIR:LABELS or with --label-file")
+    return members
 
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    # everything a user can get wrong is checked before torch and the model load (seconds)
+    from crnn import checkpoint
+    from crnn.config import config_from_dict, load_config
+    from crnn.predict import DEFAULT_MODEL
+
+    members = _eval_set_members(args.sets, args.label_file) if args.sets else None
     overrides = list(args.override)
     if args.checkpoint:
         overrides.append(f"Global.checkpoints={args.checkpoint}")
-    if args.config:
-        cfg = load_config(args.config, overrides)
-    else:  # the checkpoint's own config
-        ckpt = next((v.split("=", 1)[1] for v in overrides if v.startswith("Global.checkpoints=")), None)
-        if ckpt is None:
-            raise ConfigError("crnn eval needs -c CONFIG or --checkpoint PATH")
-        cfg = config_from_dict(checkpoint.load(ckpt)["config"], overrides)
-    if not cfg.Global.checkpoints:
-        raise ConfigError("no checkpoint: pass --checkpoint PATH or -o Global.checkpoints=PATH")
+    cfg = load_config(args.config, overrides) if args.config else None
+    if cfg is not None:
+        ckpt = cfg.Global.checkpoints
+    else:  # --checkpoint or -o Global.checkpoints=PATH; the last one given wins, as in a config
+        ckpt = next((v.split("=", 1)[1] for v in reversed(overrides) if v.startswith("Global.checkpoints=")), None)
+    ckpt = ckpt or DEFAULT_MODEL
+    if ckpt == DEFAULT_MODEL:
+        log.info("evaluating the bundled model %s", DEFAULT_MODEL)
+    ckpt = str(checkpoint.resolve(ckpt))
+
+    from crnn.evaluate import Miss, evaluate_sets, format_table, write_json, write_misses
+    from crnn.torch_backend import load_model
+
+    if cfg is None:  # the checkpoint's own config
+        cfg = config_from_dict(checkpoint.load(ckpt)["config"], [*overrides, f"Global.checkpoints={ckpt}"])
     if cfg.Global.num_threads:
         import torch
 
         torch.set_num_threads(cfg.Global.num_threads)
-    model, charset, _ = load_model(cfg.Global.checkpoints)
+    model, charset, _ = load_model(ckpt)
     if cfg.Eval is None:
         raise ConfigError("no Eval section: give -c CONFIG with one, or --sets DIR ...")
     dataset_cfg = cfg.Eval.dataset
-    if args.sets:
-        members = []
-        for spec in args.sets:
-            d, _, label = spec.partition(":")
-            label_file = str(Path(d) / (label or args.label_file))
-            if not Path(label_file).is_file() and not any(Path(d).rglob("data.mdb")):
-                raise FileNotFoundError(f"--sets {d}: no label file {label_file} and no LMDB (data.mdb) in it; "
-                                        "name the label file as DIR:LABELS or with --label-file")
-            members.append(DatasetConfig(name="SimpleDataSet", data_dir=d, label_file_list=[label_file])
-                           if Path(label_file).is_file() else DatasetConfig(name="LMDBDataSet", data_dir=d))
+    if members:
         dataset_cfg = DatasetConfig(name="MixDataSet", datasets=members, transforms=dataset_cfg.transforms)
     misses: dict[str, list[Miss]] | None = {} if args.errors else None
     result = evaluate_sets(model, cfg, charset, dataset_cfg, cfg.Eval.loader, is_filter=args.filter,
                            misses=misses)
-    result["checkpoint"] = str(cfg.Global.checkpoints)
+    result["checkpoint"] = ckpt
     print(format_table(result))
     if args.json:
         write_json(result, args.json)
@@ -138,8 +154,6 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from crnn.predict import Recognizer, load_image
 
-    rec = Recognizer.from_checkpoint(args.model or args.checkpoint, batch_size=args.batch_size,
-                                     num_threads=args.threads)
     paths = expand_inputs(args.inputs)
     if not paths:
         print(f"error: no image files ({', '.join(sorted(IMAGE_EXTS))}) in {' '.join(args.inputs)}", file=sys.stderr)
@@ -152,6 +166,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             failed += 1
+    if not images:  # nothing to recognise: say so without waiting for torch and the model to load
+        return 1
+    rec = Recognizer.from_checkpoint(args.model or args.checkpoint, batch_size=args.batch_size,
+                                     num_threads=args.threads)
     for p, pred in zip(good, rec.recognize_arrays(images), strict=True):
         print(f"{p}\t{pred.text}\t{pred.confidence:.4f}")
     return 1 if failed or not paths else 0
@@ -223,12 +241,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes on this machine (DDP via torchrun; batch_size_per_card is per process)")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a checkpoint on one or more sets")
+    p = sub.add_parser(
+        "eval", help="word accuracy of a checkpoint on one or more sets",
+        description="Word accuracy (and normalised edit distance) of a checkpoint, per set and on average. "
+                    "Needs a model and eval sets. Model: --checkpoint PATH, or -o Global.checkpoints=PATH, "
+                    "default the bundled model. Sets: --sets DIR ... (folders with a label file, or LMDB "
+                    "trees), else the Eval section of -c CONFIG or of the checkpoint's own config (the bundled "
+                    "model's names ../shared/data/eval/*: run from the project root).")
     _add_config_args(p, required=False)
-    p.add_argument("--checkpoint", help="checkpoint to evaluate (same as -o Global.checkpoints=PATH)")
+    p.add_argument("--checkpoint",
+                   help="checkpoint to evaluate (same as -o Global.checkpoints=PATH; default: the bundled model)")
     p.add_argument("--sets", nargs="+", metavar="DIR[:LABELS]",
                    help="eval sets: folders with a label file (default name: --label-file) or LMDB trees")
-    p.add_argument("--label-file", default="labels.tsv", help="label file name inside each --sets folder")
+    p.add_argument("--label-file", default="labels.tsv",
+                   help="label file name inside each --sets folder (default %(default)s)")
     p.add_argument("--filter", action=argparse.BooleanOptionalAction, default=True,
                    help="36-char protocol: lower-case and keep 0-9a-z before comparing (default on)")
     p.add_argument("--json", help="also write the result table as JSON here")
@@ -240,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--checkpoint", help="a .pt checkpoint (default: the bundled model)")
     p.add_argument("--model", help="a .pt checkpoint or an exported .onnx model")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     p.set_defaults(func=_cmd_predict)
 
@@ -255,15 +281,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="HTTP recognition service with dynamic batching (needs the serve extra)")
     p.add_argument("--model", help="a .pt checkpoint or an exported .onnx model (default: the bundled model)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1, help="worker processes, each with its own model copy")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default %(default)s: this machine only; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default %(default)s)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes, each with its own model copy (default %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="inference threads per worker (default: all cores)")
-    p.add_argument("--max-batch", type=int, default=32, help="images per forward pass")
-    p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill up")
-    p.add_argument("--max-images", type=int, default=64, help="images per request")
-    p.add_argument("--max-request-mb", type=float, default=16.0, help="request body size limit")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds a request may wait for its results")
+    p.add_argument("--max-batch", type=int, default=32, help="images per forward pass (default %(default)s)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="how long a batch waits to fill up (default %(default)s)")
+    p.add_argument("--max-images", type=int, default=64, help="images per request (default %(default)s)")
+    p.add_argument("--max-request-mb", type=float, default=16.0, help="request body size limit (default %(default)s)")
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds a request may wait for its results (default %(default)s)")
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                    help="a name clients reach the service by (Host header); repeat for more; '*' allows any "
                         "(default: localhost, 127.0.0.1, ::1 and --host)")
@@ -292,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     p.add_argument("--batch-size", type=int, default=32, help="batched run size (default 32)")
     p.add_argument("--backends", nargs="+", default=["torch", "onnx", "onnx-int8"],
-                   choices=["torch", "onnx", "onnx-int8"])
+                   choices=["torch", "onnx", "onnx-int8"], help="what to time (default: all three)")
     p.add_argument("--json", help="also write the results here")
     p.set_defaults(func=_cmd_bench)
 
@@ -305,10 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lmdb", help="LMDB datasets")
     lsub = p.add_subparsers(dest="lmdb_command", required=True)
     q = lsub.add_parser("create", help="build an LMDB from a label file")
-    q.add_argument("--label-file", required=True)
+    q.add_argument("--label-file", required=True, help="relative/path<DELIMITER>label lines, one per image")
     q.add_argument("--data-dir", required=True, help="folder the label file's paths are relative to")
-    q.add_argument("--out", required=True)
-    q.add_argument("--delimiter", default="\t")
+    q.add_argument("--out", required=True, help="a new folder for the LMDB (data.mdb, lock.mdb)")
+    q.add_argument("--delimiter", default="\t", help="between path and label (default: TAB)")
     q.set_defaults(func=_cmd_lmdb_create)
     return parser
 
