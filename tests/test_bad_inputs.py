@@ -88,8 +88,8 @@ def test_hostile_model_refused_by_recognizer(hostile: tuple[Path, Path]) -> None
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("verb", ["predict --checkpoint", "predict --model", "eval", "export", "serve", "pretrained",
-                                  "resume"])
+@pytest.mark.parametrize("verb", ["predict --checkpoint", "predict --model", "eval", "export", "serve",
+                                  pytest.param("pretrained", marks=pytest.mark.slow), "resume"])
 def test_hostile_model_refused_by_every_cli_entry_point(verb: str, hostile: tuple[Path, Path], tiny_set: Path,
                                                         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad, marker = hostile
@@ -365,6 +365,7 @@ def test_empty_eval_set_stops_training_before_it_starts(tiny_set: Path, tmp_path
     assert not (tmp_path / "run" / "latest.pt").exists()
 
 
+@pytest.mark.slow
 def test_latest_every_n_steps_orphans_and_metrics_on_resume(tiny_set: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from crnn.config import config_from_dict
@@ -390,6 +391,7 @@ def test_latest_every_n_steps_orphans_and_metrics_on_resume(tiny_set: Path, tmp_
     assert steps == sorted(steps) and 7 not in steps and steps[-1] == 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_training_saves_latest(sig: signal.Signals, tiny_set: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"

@@ -383,6 +383,7 @@ def requests(draw: st.DrawFn) -> dict:
     return dict(url=query, files=files(blob[:cut]), expect_ok=cut == len(blob) and "maybe" not in query)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about the corrupt TIFFs it is fed
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(req=requests())
@@ -406,6 +407,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_cli_serve_graceful_shutdown(model_path: Path) -> None:
     port = _free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
