@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Needs a model and eval sets. Model: --checkpoint PATH, or -o Global.checkpoints=PATH, "
                     "default the bundled model. Sets: --sets DIR ... (folders with a label file, or LMDB "
                     "trees), else the Eval section of -c CONFIG or of the checkpoint's own config (the bundled "
-                    "model's names ../shared/data/eval/*: run from the project root).")
+                    "model's: its validation split, configs/data/real_val.tsv; run from the project root).")
     _add_config_args(p, required=False)
     p.add_argument("--checkpoint",
                    help="checkpoint to evaluate (same as -o Global.checkpoints=PATH; default: the bundled model)")
