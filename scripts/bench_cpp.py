@@ -34,8 +34,9 @@ def build(build_dir: Path, ort_root: str) -> Path:
 
 def image_paths(labels: Path, limit: int | None) -> list[str]:
     """Image paths of a label file (``path<TAB>label``, paths relative to its folder)."""
-    lines = [ln for ln in labels.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    paths = [str(labels.parent / ln.split("\t", 1)[0]) for ln in lines]
+    from crnn.data.labels import read_label_file
+
+    paths = [str(labels.parent / rel) for rel, _ in read_label_file(labels)]
     return paths[:limit] if limit else paths
 
 

@@ -24,7 +24,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from crnn.bench import IMAGE_EXTS, count_macs, cpu_info, time_recognizer  # noqa: E402
+from crnn.bench import count_macs, cpu_info, time_recognizer  # noqa: E402
+from crnn.data.images import IMAGE_EXTS  # noqa: E402
 from crnn.export import export_onnx  # noqa: E402
 from crnn.predict import Recognizer, load_image  # noqa: E402
 from crnn.torch_backend import load_model  # noqa: E402

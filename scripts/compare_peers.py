@@ -49,18 +49,14 @@ def read_set(data: Path, label_file: str, limit: int) -> tuple[list[str], list[s
     Labels whose 36-char form is empty are skipped. ``limit`` > 0 keeps that many samples, evenly
     spaced over the file so a quick run sees the whole set's mix.
     """
+    from crnn.data.labels import read_label_file
     from crnn.metrics import filter_36
 
     path = data / label_file
     if not path.is_file():
         raise SystemExit(f"label file {path} not found (is ../shared/data there?)")
     rels, labels, skipped = [], [], 0
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        rel, sep, label = line.partition("\t")
-        if not sep:
-            raise SystemExit(f"{path}:{n}: no TAB in line {line!r}")
+    for rel, label in read_label_file(path):
         if not filter_36(label):
             skipped += 1
             continue

@@ -11,8 +11,10 @@
 #        (MIT), which repackages Microsoft's release (the headers are platform-independent). The header's
 #        C API version (29) is older than the library's, which ONNX Runtime's stable C ABI allows.
 #
-# Usage: sudo scripts/install_cpp_deps.sh        (env: CRNN_ORT_ROOT, ORT_VERSION, ORT_HEADERS_NPM)
+# Usage, as root (or with sudo): scripts/install_cpp_deps.sh   (env: CRNN_ORT_ROOT, ORT_VERSION, ORT_HEADERS_NPM)
+# Quiet: one line per step; apt/pip/npm output goes to a log shown only on failure (VERBOSE=1 shows it all).
 set -euo pipefail
+. "$(dirname "$0")/quiet_run.sh"
 
 ORT_ROOT="${CRNN_ORT_ROOT:-/opt/crnn/onnxruntime}"
 ORT_VERSION="${ORT_VERSION:-1.32.0}"
@@ -20,7 +22,7 @@ ORT_HEADERS_NPM="${ORT_HEADERS_NPM:-com.github.asus4.onnxruntime@0.4.9}"
 APT_PKGS=(cmake g++ make pkg-config libopencv-dev nlohmann-json3-dev)
 
 if [ "$(id -u)" != 0 ]; then
-    echo "install_cpp_deps.sh: run as root (apt-get install)" >&2
+    echo "install_cpp_deps.sh: run as root, or with sudo (it installs Debian packages)" >&2
     exit 1
 fi
 
@@ -33,8 +35,8 @@ python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "apt-get install ${missing[*]}"
-    apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    quiet apt-get update -qq
+    quiet env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
 tmp="$(mktemp -d)"
@@ -43,7 +45,7 @@ trap 'rm -rf "$tmp"' EXIT
 lib="$ORT_ROOT/lib/libonnxruntime.so.$ORT_VERSION"
 if [ ! -f "$lib" ]; then
     echo "onnxruntime $ORT_VERSION library -> $ORT_ROOT/lib"
-    python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp/wheel" "onnxruntime==$ORT_VERSION"
+    quiet python3 -m pip download -q --no-deps --only-binary=:all: -d "$tmp/wheel" "onnxruntime==$ORT_VERSION"
     mkdir -p "$ORT_ROOT/lib"
     python3 - "$tmp"/wheel/onnxruntime-*.whl "$ORT_ROOT/lib" "$ORT_VERSION" <<'EOF'
 import sys, zipfile
@@ -60,7 +62,7 @@ ln -sfn "libonnxruntime.so.1" "$ORT_ROOT/lib/libonnxruntime.so"
 
 if [ ! -f "$ORT_ROOT/include/onnxruntime_cxx_api.h" ]; then
     echo "onnxruntime C/C++ headers ($ORT_HEADERS_NPM) -> $ORT_ROOT/include"
-    (cd "$tmp" && npm pack -q "$ORT_HEADERS_NPM" >/dev/null)
+    (cd "$tmp" && quiet npm pack -q "$ORT_HEADERS_NPM")
     headers='package/Plugins/iOS~/onnxruntime.xcframework/ios-arm64_x86_64-maccatalyst/onnxruntime.framework/Versions/A/Headers'
     tar -xzf "$tmp"/*.tgz -C "$tmp" --wildcards "$headers/*.h" package/LICENSE
     mkdir -p "$ORT_ROOT/include"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install the Debian fonts and the word list that `crnn synth` renders with.
 #
-# Usage (as root, Debian 12 or similar):  scripts/install_fonts.sh
+# Usage (as root, or with sudo; Debian 12 or similar):  scripts/install_fonts.sh
 # Idempotent: packages already installed are left alone; packages this release does not
 # know are skipped (with a note) instead of failing, so the list can outlive a release.
 # Set SKIP_APT_UPDATE=1 to skip `apt-get update` (e.g. in CI when the cache is fresh).
+# Quiet: apt output goes to a log shown only on failure (VERBOSE=1 shows it all).
 set -euo pipefail
+. "$(dirname "$0")/quiet_run.sh"
 
 if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1; then
@@ -73,7 +75,7 @@ PACKAGES=(
 
 export DEBIAN_FRONTEND=noninteractive
 if [ "${SKIP_APT_UPDATE:-0}" != "1" ]; then
-    apt-get update -qq
+    quiet apt-get update -qq
 fi
 
 available=()
@@ -101,8 +103,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # One apt-get call for everything keeps it fast; already installed packages are no-ops.
-apt-get install -y -qq --no-install-recommends "${available[@]}" >/dev/null
-fc-cache -f >/dev/null 2>&1 || true
+quiet apt-get install -y -qq --no-install-recommends "${available[@]}"
+quiet fc-cache -f || true
 
 nfiles=$(find /usr/share/fonts -type f \( -iname '*.ttf' -o -iname '*.otf' \) | wc -l)
 echo "install_fonts.sh: ${#available[@]} packages present; ${nfiles} .ttf/.otf files under /usr/share/fonts"

@@ -39,12 +39,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "eval"
 DEFAULT_CONFIG = ROOT / "configs" / "rec" / "rec_mv3_none_bilstm_ctc.yml"
-EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
 
 def load_crops(data: Path, n: int, seed: int) -> list[tuple[str, bytes]]:
     """``n`` random image files (name, bytes) from the eval sets under ``data``."""
-    paths = sorted(p for p in data.rglob("*") if p.suffix.lower() in EXTS)
+    from crnn.data.images import IMAGE_EXTS
+
+    paths = sorted(p for p in data.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
     if not paths:
         sys.exit(f"error: no images under {data} (pass --data DIR)")
     return [(p.name, p.read_bytes()) for p in random.Random(seed).sample(paths, min(n, len(paths)))]

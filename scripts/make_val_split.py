@@ -17,6 +17,8 @@ import hashlib
 import re
 from pathlib import Path
 
+from crnn.data.labels import read_label_file
+
 SETS = ["iiit5k", "ic15", "svt", "ic03"]
 # IC03 crops are named <folder>_<photo>_<box>.jpg: the photo is the group.
 SCENE = {"ic03": re.compile(r"^(.*)_\d+\.[a-z]+$")}
@@ -40,10 +42,7 @@ def main() -> None:
     dropped = near_duplicates(root)
     train, val, left_out = [], [], 0
     for name in SETS:
-        for line in (root / name / "labels.tsv").read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            rel, label = line.split("\t", 1)
+        for rel, label in read_label_file(root / name / "labels.tsv"):
             path = f"{name}/{rel}"
             if path in dropped:
                 left_out += 1

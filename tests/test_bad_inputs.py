@@ -88,8 +88,8 @@ def test_hostile_model_refused_by_recognizer(hostile: tuple[Path, Path]) -> None
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("verb", ["predict --checkpoint", "predict --model", "eval", "export", "serve", "pretrained",
-                                  "resume"])
+@pytest.mark.parametrize("verb", ["predict --checkpoint", "predict --model", "eval", "export", "serve",
+                                  pytest.param("pretrained", marks=pytest.mark.slow), "resume"])
 def test_hostile_model_refused_by_every_cli_entry_point(verb: str, hostile: tuple[Path, Path], tiny_set: Path,
                                                         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad, marker = hostile
@@ -348,7 +348,7 @@ def test_disk_full_while_saving(tiny_set: Path, tmp_path: Path, monkeypatch: pyt
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoint.torch, "save", full)
+    monkeypatch.setattr(torch, "save", full)  # checkpoint.save imports torch when it runs
     assert main(["train", "-c", str(_tiny_yaml(tiny_set, tmp_path / "run", max_steps=1))]) == 2
     one_error(capsys, tmp_path / "run" / "latest.pt", "no space left")
     assert not list((tmp_path / "run").glob("*.tmp")) and not list((tmp_path / "run").glob(".*.tmp"))
@@ -366,6 +366,7 @@ def test_empty_eval_set_stops_training_before_it_starts(tiny_set: Path, tmp_path
     assert not (tmp_path / "run" / "latest.pt").exists()
 
 
+@pytest.mark.slow
 def test_latest_every_n_steps_orphans_and_metrics_on_resume(tiny_set: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from crnn.config import config_from_dict
@@ -391,6 +392,7 @@ def test_latest_every_n_steps_orphans_and_metrics_on_resume(tiny_set: Path, tmp_
     assert steps == sorted(steps) and 7 not in steps and steps[-1] == 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_training_saves_latest(sig: signal.Signals, tiny_set: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"

@@ -81,6 +81,7 @@ def parse(stdout: str) -> dict[str, tuple[str, float]]:
     return {path: (text, float(conf)) for path, text, conf in rows}
 
 
+@pytest.mark.slow
 def test_cpp_matches_python_on_ic03(cpp_bin: Path, onnx_model: Path, tmp_path: Path) -> None:
     from crnn import Recognizer
 

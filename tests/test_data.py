@@ -1,4 +1,5 @@
 import logging
+import os
 from pathlib import Path
 
 import cv2
@@ -120,3 +121,30 @@ def test_decode_image_names_the_item():
         decode_image(b"", "key-7")
     ok, buf = cv2.imencode(".png", np.zeros((4, 4), np.uint8))
     assert ok and decode_image(buf.tobytes(), "grey").shape == (4, 4, 3)
+
+
+def test_loader_workers_clamped_to_usable_cores(tiny_set: Path, caplog: pytest.LogCaptureFixture):
+    from crnn.data import loader as loader_mod
+
+    cores = len(os.sched_getaffinity(0))
+    ds = build_dataset(_simple(tiny_set.parent, [f"{tiny_set.name}/images/000.png\tcat"]), CHECK, train=False)
+    loader_mod.usable_workers.cache_clear()
+    with caplog.at_level(logging.INFO, logger="crnn.data.loader"):
+        big, _ = build_loader(ds, LoaderConfig(batch_size_per_card=1, num_workers=cores + 3), CS, seed=0)
+        build_loader(ds, LoaderConfig(batch_size_per_card=1, num_workers=cores + 3), CS, seed=0)
+    assert big.num_workers == cores
+    assert caplog.text.count(f"num_workers {cores + 3} > {cores} usable cores") == 1  # once per process
+    small, _ = build_loader(ds, LoaderConfig(batch_size_per_card=1, num_workers=cores), CS, seed=0)
+    assert small.num_workers == cores
+
+
+def test_one_label_reader_for_calibration(tmp_path: Path):
+    """int8 calibration reads label files through crnn.data.labels: a BOM is not part of the first path,
+    and a line without the delimiter is an error naming the line."""
+    from crnn.quantize import calibration_images
+
+    (tmp_path / "labels.tsv").write_bytes(b"\xef\xbb\xbfa.png\tcat\n\nb.png\tdog\n")
+    assert calibration_images(tmp_path / "labels.tsv", 10) == [tmp_path / "a.png", tmp_path / "b.png"]
+    (tmp_path / "bad.tsv").write_text("a.png\tcat\nb.png dog\n")
+    with pytest.raises(ValueError, match=r"bad.tsv:2: no '\\t' delimiter"):
+        calibration_images(tmp_path / "bad.tsv", 10)

@@ -29,6 +29,7 @@ def tiny_onnx(tiny_set: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(export_onnx(make_checkpoint(tiny_set, out), out / "tiny.onnx", check=False)["onnx"])
 
 
+@pytest.mark.slow
 def test_recognizing_with_onnx_never_imports_torch(tiny_onnx: Path, tiny_set: Path) -> None:
     # A fresh interpreter whose import system refuses torch: any torch import on this path fails the run.
     code = textwrap.dedent(f"""

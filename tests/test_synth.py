@@ -147,6 +147,7 @@ def test_other_fonts_refused(tmp_path: Path, assets) -> None:
         _gen(tmp_path, (fonts[:-1], words), num=5)
 
 
+@pytest.mark.slow
 def test_styles_render_and_are_recorded(tmp_path: Path, assets) -> None:
     from crnn.synth.styles import STYLES
 

@@ -18,6 +18,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return checkpoint.load(path)["model"]
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tiny_set: Path, tmp_path: Path):
     # 6 steps straight vs 3 steps, then resume for 3 more (mid-epoch: 24 samples / batch 8 = 3 per epoch
     # would end the epoch, so use batch 4 -> 6 batches per epoch).
@@ -37,6 +38,7 @@ def test_resume_continues_exactly(tiny_set: Path, tmp_path: Path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
 
 
+@pytest.mark.slow
 def test_warm_restart_averages_from_pretrained_weights(tiny_set: Path, tmp_path: Path):
     # The EMA must start from the loaded weights, not from the random init they replace.
     from crnn.distributed import DistInfo

@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from crnn.data.images import IMAGE_EXTS
 from crnn.predict import DEFAULT_MODEL, Recognizer, load_image
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+FLOP_PER_CYCLE_PER_CORE = 32  # Zen 2, AVX2: 2 FMA units x 8 fp32 lanes x 2 FLOP
 
 
 def count_macs(model: Any, image_shape: list[int] | tuple[int, ...]) -> dict[str, int]:

@@ -15,10 +15,12 @@ import pickle
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where it is used, so a path can be checked before torch loads (seconds)
+    import torch
 
 FORMAT_VERSION = 1
 SUFFIX = ".pt"
@@ -53,6 +55,8 @@ def save(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
     Raises:
         OSError: the write failed; a full disk says "no space left on device" and names the file.
     """
+    import torch
+
     path = Path(path)
     if path.suffix != SUFFIX:
         path = path.with_name(path.name + SUFFIX)
@@ -95,6 +99,8 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
         ValueError: the file is not a crnn checkpoint, or needs Python objects beyond tensors and
             plain data (refused, nothing in it has run); a one-line message names it.
     """
+    import torch
+
     p = resolve(path)
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):

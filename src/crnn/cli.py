@@ -14,15 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crnn.config import ConfigError, PostProcessConfig
-
-if TYPE_CHECKING:
-    from crnn.decode import Prediction
+from crnn.data.images import IMAGE_EXTS
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from crnn.decode import Prediction
+
 log = logging.getLogger("crnn")
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"}
 
 
 def _add_config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -105,11 +104,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from crnn.calibration import calibrate
     from crnn.config import TransformsConfig
-    from crnn.evaluate import sets_dataset
+    from crnn.data.sets import sets_dataset
 
     sets = sets_dataset(args.sets, args.label_file, TransformsConfig()) if args.sets else None
+    from crnn.calibration import calibrate
+
     res = calibrate(args.checkpoint, args.out, sets, is_filter=args.filter)
     b, a = res["before"], res["after"]
     print(f"temperature {res['temperature']:g} fitted on {res['count']} images: "
@@ -118,23 +118,21 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from crnn.evaluate import (
-        Miss,
-        Record,
-        evaluate_sets,
-        format_table,
-        load_eval_model,
-        sets_dataset,
-        write_json,
-        write_misses,
-    )
+    from crnn.config import TransformsConfig
+    from crnn.data.sets import sets_dataset
+
+    # everything a user can get wrong on the command line is checked before torch and the model load
+    sets = sets_dataset(args.sets, args.label_file, TransformsConfig()) if args.sets else None
+    for path in (args.model, args.checkpoint, args.config):
+        if path and not (Path(path).is_file() or Path(f"{path}.pt").is_file()):
+            raise FileNotFoundError(f"{path} not found")
+    from crnn.evaluate import Miss, Record, evaluate_sets, format_table, load_eval_model, write_json, write_misses
 
     cfg, model, charset, path = load_eval_model(args.model or args.checkpoint, args.config, list(args.override),
                                                 args.threads)
     if cfg.Eval is None:
         raise ConfigError("no Eval section: give -c CONFIG with one, or --sets DIR ...")
-    dataset_cfg = sets_dataset(args.sets, args.label_file, cfg.Eval.dataset.transforms) if args.sets \
-        else cfg.Eval.dataset
+    dataset_cfg = dataclasses.replace(sets, transforms=cfg.Eval.dataset.transforms) if sets else cfg.Eval.dataset
     from crnn.decoders import build_decoder
 
     cfg.PostProcess = _postprocess(cfg.PostProcess, args)
@@ -192,11 +190,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from crnn.decoders import build_decoder
     from crnn.predict import Recognizer, load_image
+    from crnn.threads import default_threads
 
-    rec = Recognizer.from_checkpoint(args.model or args.checkpoint, batch_size=args.batch_size,
-                                     num_threads=args.threads)
-    base = getattr(rec.decoder, "cfg", None)
-    rec.decoder = build_decoder(_postprocess(base, args), rec.charset)
     paths = expand_inputs(args.inputs)
     if not paths:
         print(f"error: no image files ({', '.join(sorted(IMAGE_EXTS))}) in {' '.join(args.inputs)}", file=sys.stderr)
@@ -209,7 +204,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             return None, e
 
     images, good, failed = [], [], 0
-    with ThreadPoolExecutor(rec.num_threads) as pool:  # decoding is a large share of the time; cv2 frees the GIL
+    # decoding is a large share of the time (cv2 frees the GIL), and an unreadable file is reported
+    # before the seconds that loading torch and the model take
+    with ThreadPoolExecutor(args.threads or default_threads()) as pool:
         for p, (img, err) in zip(paths, pool.map(try_load, paths), strict=True):
             if img is None:
                 print(f"error: {err}", file=sys.stderr)
@@ -217,6 +214,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             else:
                 images.append(img)
                 good.append(p)
+    if not images:
+        return 1
+    rec = Recognizer.from_checkpoint(args.model or args.checkpoint, batch_size=args.batch_size,
+                                     num_threads=args.threads)
+    rec.decoder = build_decoder(_postprocess(getattr(rec.decoder, "cfg", None), args), rec.charset)
     records = []
     for p, pred in zip(good, rec.recognize_arrays(images), strict=True):
         if args.format == "tsv":
@@ -307,16 +309,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes on this machine (DDP via torchrun; batch_size_per_card is per process)")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a model (.pt or .onnx, fp32 or int8) on one or more sets")
+    p = sub.add_parser(
+        "eval", help="evaluate a model (.pt or .onnx, fp32 or int8) on one or more sets",
+        description="Word accuracy (and normalised edit distance) of a model, per set and on average. "
+                    "Needs a model and eval sets. Model: --model PATH (.pt or .onnx) or --checkpoint PATH, "
+                    "default the bundled model (as ONNX when onnxruntime is installed). Sets: --sets DIR ... "
+                    "(folders with a label file, or LMDB trees), else the Eval section of -c CONFIG or of the "
+                    "model's own config (the bundled model's: its validation split, configs/data/real_val.tsv; "
+                    "run from the project root).")
     _add_config_args(p, required=False)
     p.add_argument("--model", help="model to evaluate: a .pt checkpoint or an exported .onnx model, on its own back "
-                   "end (default: --checkpoint, else the bundled model, as ONNX when onnxruntime is installed)")
+                   "end (default: --checkpoint, else the bundled model)")
     p.add_argument("--checkpoint", help="checkpoint to evaluate (same as -o Global.checkpoints=PATH)")
     p.add_argument("--threads", type=int, default=None,
                    help="inference threads (default: Global.num_threads, else the available cores that are not busy)")
     p.add_argument("--sets", nargs="+", metavar="DIR[:LABELS]",
                    help="eval sets: folders with a label file (default name: --label-file) or LMDB trees")
-    p.add_argument("--label-file", default="labels.tsv", help="label file name inside each --sets folder")
+    p.add_argument("--label-file", default="labels.tsv",
+                   help="label file name inside each --sets folder (default %(default)s)")
     p.add_argument("--filter", action=argparse.BooleanOptionalAction, default=True,
                    help="36-char protocol: lower-case and keep 0-9a-z before comparing (default on)")
     p.add_argument("--json", help="also write the result table as JSON here")
@@ -343,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="a .pt checkpoint (default: the bundled model)")
     p.add_argument("--model", help="a .pt checkpoint or an exported .onnx model (default: the bundled model, "
                    "as ONNX when onnxruntime is installed)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default %(default)s)")
     p.add_argument("--threads", type=int, default=None,
                    help="inference and decoding threads (default: the available cores that are not busy)")
     p.add_argument("--format", choices=["tsv", "json", "jsonl"], default="tsv",
@@ -363,16 +373,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="HTTP recognition service with dynamic batching (needs the serve extra)")
     p.add_argument("--model", help="a .pt checkpoint or an exported .onnx model (default: the bundled model)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1, help="worker processes, each with its own model copy")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default %(default)s: this machine only; 0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default %(default)s)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes, each with its own model copy (default %(default)s)")
     p.add_argument("--threads", type=int, default=None,
                    help="inference threads per worker (default: the available cores that are not busy)")
-    p.add_argument("--max-batch", type=int, default=32, help="images per forward pass")
-    p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a batch waits to fill up")
-    p.add_argument("--max-images", type=int, default=64, help="images per request")
-    p.add_argument("--max-request-mb", type=float, default=16.0, help="request body size limit")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds a request may wait for its results")
+    p.add_argument("--max-batch", type=int, default=32, help="images per forward pass (default %(default)s)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="how long a batch waits to fill up (default %(default)s)")
+    p.add_argument("--max-images", type=int, default=64, help="images per request (default %(default)s)")
+    p.add_argument("--max-request-mb", type=float, default=16.0, help="request body size limit (default %(default)s)")
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds a request may wait for its results (default %(default)s)")
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                    help="a name clients reach the service by (Host header); repeat for more; '*' allows any "
                         "(default: localhost, 127.0.0.1, ::1 and --host)")
@@ -402,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
     p.add_argument("--batch-size", type=int, default=32, help="batched run size (default 32)")
     p.add_argument("--backends", nargs="+", default=["torch", "onnx", "onnx-int8"],
-                   choices=["torch", "onnx", "onnx-int8"])
+                   choices=["torch", "onnx", "onnx-int8"], help="what to time (default: all three)")
     p.add_argument("--json", help="also write the results here")
     p.set_defaults(func=_cmd_bench)
 
@@ -415,10 +429,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lmdb", help="LMDB datasets")
     lsub = p.add_subparsers(dest="lmdb_command", required=True)
     q = lsub.add_parser("create", help="build an LMDB from a label file")
-    q.add_argument("--label-file", required=True)
+    q.add_argument("--label-file", required=True, help="relative/path<DELIMITER>label lines, one per image")
     q.add_argument("--data-dir", required=True, help="folder the label file's paths are relative to")
-    q.add_argument("--out", required=True)
-    q.add_argument("--delimiter", default="\t")
+    q.add_argument("--out", required=True, help="a new folder for the LMDB (data.mdb, lock.mdb)")
+    q.add_argument("--delimiter", default="\t", help="between path and label (default: TAB)")
     q.set_defaults(func=_cmd_lmdb_create)
     return parser
 

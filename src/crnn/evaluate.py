@@ -15,9 +15,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from crnn.charset import Charset
-from crnn.config import Config, DatasetConfig, LoaderConfig, TransformsConfig
+from crnn.config import Config, DatasetConfig, LoaderConfig
 from crnn.data.datasets import RecDataset, build_sources, eval_label_check
 from crnn.data.loader import Batch, build_loader
+from crnn.data.sets import sets_dataset  # noqa: F401  (re-exported: scripts and the CLI use it here)
 from crnn.decoders import Decoder, build_decoder
 from crnn.metrics import RecMetric, make_normalizer
 
@@ -143,20 +144,6 @@ def load_eval_model(model: str | None, config: str | None, overrides: list[str],
     module = for_inference(module)
     log.info("evaluating %s on PyTorch, %d threads", path, threads)
     return cfg, module, charset, path
-
-
-def sets_dataset(specs: list[str], label_file: str, transforms: TransformsConfig) -> DatasetConfig:
-    """Eval sets given as ``DIR[:LABELS]`` (a folder with a label file, else an LMDB tree) as one dataset."""
-    members = []
-    for spec in specs:
-        d, _, label = spec.partition(":")
-        path = str(Path(d) / (label or label_file))
-        if not Path(path).is_file() and not any(Path(d).rglob("data.mdb")):
-            raise FileNotFoundError(f"--sets {d}: no label file {path} and no LMDB (data.mdb) in it; "
-                                    "name the label file as DIR:LABELS or with --label-file")
-        members.append(DatasetConfig(name="SimpleDataSet", data_dir=d, label_file_list=[path])
-                       if Path(path).is_file() else DatasetConfig(name="LMDBDataSet", data_dir=d))
-    return DatasetConfig(name="MixDataSet", datasets=members, transforms=transforms)
 
 
 def set_name(source_name: str) -> str:

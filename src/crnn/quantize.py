@@ -25,9 +25,10 @@ import numpy as np
 import onnx
 
 from crnn import onnx_backend as ob
+from crnn.data.images import IMAGE_EXTS
+from crnn.data.labels import read_label_file
 
 log = logging.getLogger(__name__)
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def calibration_images(source: str | os.PathLike[str], count: int, seed: int = 0) -> list[Path]:
@@ -40,8 +41,7 @@ def calibration_images(source: str | os.PathLike[str], count: int, seed: int = 0
     if src.is_dir():
         paths = sorted(p for p in src.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
     elif src.is_file():
-        lines = src.read_text(encoding="utf-8").splitlines()
-        paths = [src.parent / ln.split("\t", 1)[0] for ln in lines if ln.strip()]
+        paths = [src.parent / rel for rel, _ in read_label_file(src)]
     else:
         raise FileNotFoundError(f"calibration source {src} not found")
     if not paths:

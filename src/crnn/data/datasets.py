@@ -19,7 +19,8 @@ import numpy as np
 from crnn.config import DatasetConfig
 from crnn.data.augment import rec_aug
 from crnn.data.images import decode_image
-from crnn.data.lmdb_io import find_lmdb_dirs, image_key, label_key, read_label_file
+from crnn.data.labels import read_label_file
+from crnn.data.lmdb_io import find_lmdb_dirs, image_key, label_key
 from crnn.data.transforms import resize_norm, to_model_order
 
 log = logging.getLogger(__name__)

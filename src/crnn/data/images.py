@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+# file suffixes taken as images when a folder is listed (predict, bench, int8 calibration, scripts); all decode here
+IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"})
 MAX_PIXELS = 4_000_000  # width * height of one image, e.g. 4000 x 1000
 MAX_SIDE = 8192  # longest side of one image
 EXIF_ORIENTATION = 0x0112

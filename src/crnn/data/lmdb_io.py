@@ -10,11 +10,11 @@ import logging
 import os
 from pathlib import Path
 from types import TracebackType
-from typing import TextIO
 
 import lmdb
 
 from crnn.data.images import decode_image
+from crnn.data.labels import read_label_file
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +102,6 @@ class LmdbWriter:
         self.close()
 
 
-def _text_lines(f: TextIO, path: str | os.PathLike[str]) -> list[str]:
-    try:
-        return f.readlines()
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-
-
 def check_lmdb_file(path: Path) -> None:
     """Refuse an LMDB whose data.mdb is shorter than its header says: reading it would crash (SIGBUS).
 
@@ -127,27 +120,6 @@ def check_lmdb_file(path: Path) -> None:
     size = data.stat().st_size
     if size < need:
         raise ValueError(f"LMDB {path} is truncated: data.mdb has {size} bytes, its header needs {need}")
-
-
-def read_label_file(path: str | os.PathLike[str], delimiter: str = "\t") -> list[tuple[str, str]]:
-    """Read ``relative/path<delimiter>label`` lines (split on the first delimiter only).
-
-    Raises:
-        ValueError: a non-empty line has no delimiter; the message names the file and line.
-    """
-    pairs: list[tuple[str, str]] = []
-    # utf-8-sig: a byte-order mark (Windows editors add one) is not part of the first image's path
-    with open(path, encoding="utf-8-sig") as f:
-        lines = _text_lines(f, path)
-        for lineno, line in enumerate(lines, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            if delimiter not in line:
-                raise ValueError(f"{path}:{lineno}: no {delimiter!r} delimiter in line {line!r}")
-            rel, label = line.split(delimiter, 1)
-            pairs.append((rel, label))
-    return pairs
 
 
 def create_lmdb(

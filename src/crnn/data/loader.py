@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
 import random
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -13,6 +16,8 @@ from torch.utils.data import DataLoader
 from crnn.charset import Charset
 from crnn.config import LoaderConfig
 from crnn.data.datasets import Item, RecDataset
+
+log = logging.getLogger(__name__)
 
 
 class Batch(NamedTuple):
@@ -109,19 +114,34 @@ def _ignore_interrupts(worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+@functools.cache
+def usable_workers(requested: int) -> int:
+    """``requested`` loader workers, at most one per core this process may run on.
+
+    Configs written for big machines (PaddleOCR's ask for 4-8) would otherwise start more worker
+    processes than cores on a laptop, which only adds contention (and PyTorch's warning); logged once.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if requested > cores:
+        log.info("loader.num_workers %d > %d usable cores: using %d", requested, cores, cores)
+        return cores
+    return requested
+
+
 def build_loader(dataset: RecDataset, cfg: LoaderConfig, charset: Charset, seed: int,
                  rank: int = 0, world_size: int = 1) -> tuple[DataLoader[Batch], EpochSampler]:
     """DataLoader + its sampler for a dataset (``batch_size_per_card`` is per process)."""
     sampler = EpochSampler(dataset, cfg.shuffle, seed, rank, world_size, cfg.drop_last)
+    workers = usable_workers(cfg.num_workers)
     loader: DataLoader[Batch] = DataLoader(
         dataset,  # type: ignore[arg-type]
         batch_size=cfg.batch_size_per_card,
         sampler=sampler,
-        num_workers=cfg.num_workers,
+        num_workers=workers,
         collate_fn=make_collate(charset),
         drop_last=cfg.drop_last,
         persistent_workers=False,
-        prefetch_factor=4 if cfg.num_workers > 0 else None,
-        worker_init_fn=_ignore_interrupts if cfg.num_workers > 0 else None,
+        prefetch_factor=4 if workers > 0 else None,
+        worker_init_fn=_ignore_interrupts if workers > 0 else None,
     )
     return loader, sampler

@@ -1,7 +1,7 @@
 """Side-by-side picture of synthetic crops and real training crops, to judge realism by eye.
 
     python -m crnn.synth.preview --out docs/img/synth_vs_real.png
-    python -m crnn.synth.preview --stats /work/synthdata/v2/shard_00000   # numbers, not a picture
+    python -m crnn.synth.preview --stats ../synthdata/v2/shard_00000   # numbers, not a picture
 
 Real crops are read (never copied) from the train splits in ``../shared/data/train``.
 """
@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 
 from crnn.data.images import decode_image
-from crnn.data.lmdb_io import image_key, label_key, read_label_file
+from crnn.data.labels import read_label_file
+from crnn.data.lmdb_io import image_key, label_key
 from crnn.synth.corpus import Corpus, load_words
 from crnn.synth.fonts import discover_fonts
 from crnn.synth.render import Renderer, sample_rng
