@@ -21,7 +21,7 @@ machine is shared). The ratio is against PaddleOCR's export at the same thread c
 of peak counts 2 x 70.3 M FLOP per image against the fp32 FMA peak of the cores used, from the CPU's
 flags and nominal clock (``crnn.bench.cpu_info``).
 
-    /work/notes/quiet.sh python scripts/bench_vs_paddle_onnx.py --json docs/bench/vs_paddle_onnx.json
+    python scripts/bench_vs_paddle_onnx.py --json docs/bench/vs_paddle_onnx.json
 """
 
 from __future__ import annotations

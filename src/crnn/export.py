@@ -33,7 +33,7 @@ OPSET = 17
 # Verification: max |logit(onnxruntime) - logit(torch)| allowed for fp32. Both run the same fp32
 # math in different kernel orders; measured differences are ~1e-5 (far below any argmax margin
 # that matters), so 1e-3 passes with a 100x margin and still catches any real export bug (those
-# give differences of 0.1-1, see /work/shared/paddle/README.md section 6).
+# give differences of 0.1-1, see ../shared/paddle/README.md section 6).
 ATOL = 1e-3
 VERIFY_BATCHES = (1, 3, 8)
 VERIFY_WIDTHS = (100, 48, 160, 320)
