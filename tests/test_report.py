@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,24 +43,6 @@ def test_report_page_content(report: Path) -> None:
     assert "Accuracy by word length" in page and "Accuracy by aspect ratio" in page
     assert "Most frequent confusions" in page and page.count("data:image/jpeg;base64,") >= 3
     assert (report.parent / "reliability.png").read_bytes()[:4] == b"\x89PNG"
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    pytest.importorskip("selenium", reason="the browser test needs selenium (dev extra)")
-    from selenium import webdriver
-
-    from tests.test_serve_browser import CHROME_FLAGS, _browser_paths
-
-    chromium, driver_path = _browser_paths()
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for flag in [*CHROME_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}"]:
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=driver_path))
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
 
 
 def test_report_opens_in_a_browser(report: Path, browser) -> None:

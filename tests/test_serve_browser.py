@@ -5,7 +5,6 @@ Skipped, with the reason, when chromium / chromedriver are not installed (``scri
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
@@ -25,19 +24,6 @@ from crnn.predict import Recognizer
 from crnn.serve import ServeSettings, create_app
 from tests.conftest import draw_word
 from tests.test_serve import model_path  # noqa: F401  (the tiny-checkpoint fixture)
-
-CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1000,800"]
-
-
-def _browser_paths() -> tuple[str, str]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if not chromium or not driver:
-        pytest.skip("chromium and chromedriver are not installed: run scripts/install_browser.sh "
-                    f"(found chromium={chromium}, chromedriver={driver})")
-    return chromium, driver
 
 
 @pytest.fixture(scope="module")
@@ -59,19 +45,6 @@ def server(model_path: Path) -> Iterator[tuple[str, Recognizer]]:  # noqa: F811
     yield f"http://127.0.0.1:{port}/", rec
     srv.should_exit = True
     thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
-    chromium, driver_path = _browser_paths()
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium  # with both paths given, selenium never tries to download a browser
-    for flag in [*CHROME_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chrome-profile')}"]:
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=driver_path))
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
 
 
 def test_page_recognises_an_uploaded_image(server: tuple[str, Recognizer], browser: webdriver.Chrome,
