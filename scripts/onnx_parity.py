@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from crnn.evaluate import evaluate_sets, load_eval_model, sets_dataset
+from crnn.data.sets import sets_dataset
+from crnn.evaluate import evaluate_sets, load_eval_model
 from crnn.export import export_onnx
 from crnn.quantize import quantize
 

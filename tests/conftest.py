@@ -92,3 +92,31 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
+
+
+_NO_TORCH = """
+import sys, importlib.abc
+
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch imported on a path that must not need it: " + name)
+        return None
+
+sys.meta_path.insert(0, NoTorch())
+"""
+
+
+def run_without_torch(body: str, cwd: Path) -> None:
+    """Run ``body`` (Python source) in a fresh interpreter whose import system refuses torch.
+
+    Fails the calling test when the code raises, imports torch, or does not finish.
+    """
+    import subprocess
+    import sys
+    import textwrap
+
+    code = _NO_TORCH + textwrap.dedent(body) + '\nassert "torch" not in sys.modules\nprint("OK")\n'
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("OK")

@@ -18,7 +18,6 @@ from crnn.charset import Charset
 from crnn.config import Config, DatasetConfig, LoaderConfig
 from crnn.data.datasets import RecDataset, build_sources, eval_label_check
 from crnn.data.loader import Batch, build_loader
-from crnn.data.sets import sets_dataset  # noqa: F401  (re-exported: scripts and the CLI use it here)
 from crnn.decoders import Decoder, build_decoder
 from crnn.metrics import RecMetric, make_normalizer
 
