@@ -25,7 +25,7 @@ FONT_ROOTS: tuple[str, ...] = (
     "/usr/local/share/fonts",
     "/usr/share/texmf/fonts/opentype",  # fonts-texgyre lives here, not under /usr/share/fonts
 )
-FONT_EXTENSIONS = (".ttf", ".otf")
+FONT_EXTENSIONS = (".ttf", ".otf", ".woff")  # .woff: the npm display faces (scripts/install_display_fonts.sh)
 REQUIRED_CHARS = string.digits + string.ascii_letters
 # Punctuation the corpus emits: it must exist (not .notdef) but may look alike (e.g. quotes).
 REQUIRED_PUNCT = ".,!?:;'\"()[]$%#@&-/"
@@ -56,7 +56,7 @@ class FontInfo:
 
 
 def candidate_files(roots: tuple[str, ...] = FONT_ROOTS) -> list[Path]:
-    """Every ``.ttf``/``.otf`` file under ``roots`` (sorted, symlinks resolved, duplicates removed)."""
+    """Every font file (``FONT_EXTENSIONS``) under ``roots`` (sorted, symlinks resolved, duplicates removed)."""
     seen: dict[str, Path] = {}
     for root in roots:
         if not os.path.isdir(root):
@@ -158,7 +158,7 @@ def discover_fonts(
             log.warning("cannot write font cache %s: %s", cache, e)
     if not fonts:
         raise FileNotFoundError(
-            f"no usable .ttf/.otf font covering [0-9a-zA-Z] under {', '.join(roots)}; "
+            f"no usable font file covering [0-9a-zA-Z] under {', '.join(roots)}; "
             "install fonts with scripts/install_fonts.sh (as root)"
         )
     return fonts
