@@ -48,12 +48,19 @@ def test_warm_restart_averages_from_pretrained_weights(tiny_set: Path, tmp_path:
     first["Eval"] = None
     train(config_from_dict(first))
     pretrained = _weights(tmp_path / "a" / "latest.pt")
-    cfg = config_from_dict(first, [f"Global.pretrained_model={tmp_path / 'a' / 'latest.pt'}",
-                                   f"Global.save_model_dir={tmp_path / 'b'}", "Global.ema_decay=0.999"])
+    overrides = [f"Global.pretrained_model={tmp_path / 'a' / 'latest.pt'}",
+                 f"Global.save_model_dir={tmp_path / 'b'}", "Global.ema_decay=0.999"]
+    cfg = config_from_dict(first, overrides)
     trainer = Trainer(cfg, DistInfo())
     assert trainer.ema is not None
     for k, v in pretrained.items():
         torch.testing.assert_close(trainer.ema.state[k], v.to(trainer.ema.state[k].dtype), msg=k)
+
+    # A recipe that names its starting weights by content refuses other bytes at the same path.
+    digest = checkpoint.file_sha256(tmp_path / "a" / "latest.pt")
+    Trainer(config_from_dict(first, [*overrides, f"Global.pretrained_sha256={digest}"]), DistInfo())
+    with pytest.raises(ValueError, match="is not Global.pretrained_sha256 " + "f" * 12):
+        Trainer(config_from_dict(first, [*overrides, "Global.pretrained_sha256=" + "f" * 64]), DistInfo())
 
 
 def test_checkpoint_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

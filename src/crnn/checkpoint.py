@@ -10,6 +10,7 @@ refused before any of it runs.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import pickle
 import re
@@ -24,6 +25,15 @@ if TYPE_CHECKING:  # torch is imported where it is used, so a path can be checke
 
 FORMAT_VERSION = 1
 SUFFIX = ".pt"
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _numpy_globals() -> list[Any]:

@@ -243,6 +243,9 @@ class GlobalConfig:
     amp_dtype: str = "bfloat16"
     max_steps: int | None = None  # stop after this many optimizer steps
     num_threads: int | None = None  # torch intra-op threads
+    # SHA-256 of Global.pretrained_model's bytes: a recipe names its starting weights by content,
+    # so a later round that overwrites the bundled file cannot silently change an older recipe.
+    pretrained_sha256: str | None = None
     channels_last: bool = True  # faster convolutions on CPU; numerically equivalent
     compile: bool = False  # torch.compile the training step's model (minutes to compile; needs a C++ compiler)
     strict_data: bool = False  # raise on an unusable sample instead of skipping and counting it

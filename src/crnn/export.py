@@ -7,7 +7,6 @@ image shape, channel order and preprocessing go into ``metadata_props``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ import onnx
 import torch
 
 from crnn import onnx_backend as ob
+from crnn.checkpoint import file_sha256
 from crnn.checkpoint import resolve as resolve_checkpoint
 from crnn.onnx_graph import fuse_for_runtime, store_fp16
 from crnn.torch_backend import load_model, preprocessing
@@ -53,15 +53,6 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """All metadata_props of an ONNX file (without loading weights into onnxruntime)."""
     m = onnx.load(str(path), load_external_data=False)
     return {p.key: p.value for p in m.metadata_props}
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """sha256 of a file's bytes (hex)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _to_onnx(model: torch.nn.Module, image_shape: list[int], out: Path, fold: bool = True) -> None:

@@ -131,8 +131,19 @@ class Progress:
     last_eval: int = -1
 
 
-def _load_weights(model: torch.nn.Module, path: str, charset: Charset, case_init: bool) -> None:
+def _check_sha256(path: str, expected: str) -> None:
+    """Refuse starting weights whose bytes are not the ones the recipe names."""
+    got = checkpoint.file_sha256(path)
+    if got != expected.lower():
+        raise ValueError(f"pretrained model {path}: sha256 {got[:12]}... is not Global.pretrained_sha256 "
+                         f"{expected[:12]}... (the file was replaced; docs/training_log.md names each round's start)")
+
+
+def _load_weights(model: torch.nn.Module, path: str, charset: Charset, case_init: bool,
+                  sha256: str | None = None) -> None:
     """Pretrained weights; a different charset keeps the shared head rows (see ``crnn.finetune``)."""
+    if sha256:
+        _check_sha256(path, sha256)
     state = checkpoint.load(path)
     old = Charset.from_dict(state["charset"])
     try:
@@ -191,7 +202,7 @@ class Trainer:
                 log.info("removed %s, left by a process killed while saving", orphan)
             self.metrics_log.remove_orphans()
         if g.pretrained_model and not g.checkpoints:
-            _load_weights(model, g.pretrained_model, self.charset, g.finetune_case_init)
+            _load_weights(model, g.pretrained_model, self.charset, g.finetune_case_init, g.pretrained_sha256)
         # Built after the pretrained weights are in, so a warm restart averages from them.
         self.ema = EMA(model, g.ema_decay) if g.ema_decay else None
         if g.checkpoints:
