@@ -44,6 +44,7 @@ def package(src: str, dst: str) -> None:
     cfg = state["config"]
     cfg["Global"]["checkpoints"] = None  # paths of the machine that trained it mean nothing elsewhere
     cfg["Global"]["pretrained_model"] = None
+    cfg["Global"]["pretrained_sha256"] = None
     out = checkpoint.save(dst, {
         "model": weights, "config": cfg, "charset": state["charset"],
         "provenance": {"source": Path(src).name, "step": state.get("step"), "epoch": state.get("epoch"),
