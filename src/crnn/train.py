@@ -31,7 +31,7 @@ from crnn.logs import MetricsLog, SmoothedValue
 from crnn.loss import ctc_loss
 from crnn.metrics import RecMetric, make_normalizer
 from crnn.models import build_model
-from crnn.optim import build_optimizer, build_scheduler
+from crnn.optim import build_optimizer, build_scheduler, param_groups, regularizer_l2
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,8 @@ class Trainer:
                 if len(eval_set) == 0:
                     raise ValueError(f"evaluation set {eval_set.sources[0].name} has no usable sample")
         self.steps_per_epoch = max(1, len(self.loader))
-        self.optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], cfg.Optimizer)
+        self.optimizer = build_optimizer(
+            param_groups(model, cfg.Architecture.Head.fc_decay, regularizer_l2(cfg.Optimizer)), cfg.Optimizer)
         self.scheduler = build_scheduler(self.optimizer, cfg.Optimizer, self.steps_per_epoch, g.epoch_num)
         self.progress = Progress()
         self.metrics_log = MetricsLog(self.out_dir)
