@@ -142,3 +142,24 @@ def test_fc_decay_is_the_heads_l2() -> None:
     assert {id(p) for p in head["params"]} == {id(p) for p in model.head.parameters()}
     # equal factors (every config of this repo: both 0) keep one group, so older checkpoints resume
     assert param_groups(model, 0.0, 0.0) == [p for p in model.parameters() if p.requires_grad]
+
+
+def test_every_dataset_kind_reads_its_samples(tiny_set: Path, tmp_path: Path) -> None:
+    from crnn.data.datasets import SOURCES, build_sources
+    from crnn.data.lmdb_io import create_lmdb
+
+    create_lmdb(str(tiny_set / "labels.tsv"), str(tiny_set), str(tmp_path / "lmdb"), "\t")
+    simple = {"name": "SimpleDataSet", "data_dir": str(tiny_set), "label_file_list": [str(tiny_set / "labels.tsv")]}
+    examples = {"SimpleDataSet": simple,
+                "LMDBDataSet": {"name": "LMDBDataSet", "data_dir": str(tmp_path / "lmdb")},
+                "MixDataSet": {"name": "MixDataSet", "datasets": [simple, simple], "ratio_list": [1.0, 0.5]}}
+    assert set(examples) == set(SOURCES), "a dataset kind without an example here"
+    for name, data in examples.items():
+        cfg = config_from_dict({"Train": {"dataset": data}})
+        assert cfg.Train is not None
+        pairs = build_sources(cfg.Train.dataset)
+        labels = sorted(src.label(i) for src, _ in pairs[:1] for i in range(len(src)))
+        assert len(labels) == 24 and "dog" in labels, name
+        assert pairs[0][0].image_bytes(0)[:4] == b"\x89PNG", name
+        if name == "MixDataSet":
+            assert [r for _, r in pairs] == [1.0, 0.5]

@@ -20,9 +20,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fit, write the calibrated checkpoint, print ECE before and after."""
+    from crnn.checkpoint import resolve
     from crnn.config import TransformsConfig
     from crnn.data.sets import sets_dataset
 
+    resolve(args.checkpoint)  # a wrong path fails now, not after torch loads
     sets = sets_dataset(args.sets, args.label_file, TransformsConfig()) if args.sets else None
     from crnn.calibration import calibrate
 
