@@ -204,9 +204,10 @@ def test_base_errors_name_the_file(tmp_path):
 
 def test_string_override_keeps_its_text():
     digits = "0" * 64
-    cfg = load_config(MV3, [f"Global.pretrained_sha256={digits}", "PostProcess.allow=0123456789"])
+    cfg = load_config(MV3, [f"Global.pretrained_sha256={digits}", "PostProcess.allow=0123456789",
+                            "PostProcess.block='x y'"])
     assert cfg.Global.pretrained_sha256 == digits  # not "0" (YAML reads the digits as the int 0)
-    assert cfg.PostProcess.allow == "0123456789"
+    assert cfg.PostProcess.allow == "0123456789" and cfg.PostProcess.block == "x y"  # quotes still unquote
     assert load_config(MV3, ["Global.max_steps=7"]).Global.max_steps == 7  # other types stay YAML-typed
 
 

@@ -26,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not Path(args.config).is_file():  # fails now, not after torch loads
         raise FileNotFoundError(f"config file {args.config} not found")
+    if not (Path(args.params).exists() or Path(f"{args.params}.pdparams").is_file()):
+        raise FileNotFoundError(f"--params {args.params} not found (nor {args.params}.pdparams)")
     from crnn.convert.paddle import convert_paddle
 
     path = convert_paddle(args.config, args.params, args.out, args.override)

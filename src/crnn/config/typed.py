@@ -150,7 +150,9 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if origin in (Union, types.UnionType):
         return _convert_union(tp, value, where)
     if isinstance(value, Override):
-        return value.text if tp is str else _convert(tp, value.value, where)
+        if tp is str and value.value is not None and not isinstance(value.value, str):
+            return value.text  # digits, true/yes, dates: what was typed, not YAML's reading of it
+        return _convert(tp, value.value, where)
     if tp is Any:
         return value
     if origin is Literal:
