@@ -13,11 +13,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from synth_preview import _panel, _tile  # scripts/ is on sys.path when run as a script
 
 from crnn.data.images import decode_image
 from crnn.synth.corpus import Corpus, load_words
 from crnn.synth.fonts import discover_fonts
-from crnn.synth.preview import _panel, _tile
 from crnn.synth.render import Renderer, sample_rng
 from crnn.synth.styles import get_style
 

@@ -55,6 +55,12 @@ def _run_without_torch(argv: list[str]) -> tuple[int, str, bool]:
     (["eval", "--checkpoint", "/nonexistent.pt"], ["/nonexistent.pt", "not found"]),
     (["eval", "-c", "/nonexistent.yml"], ["/nonexistent.yml", "not found"]),
     (["predict", "/nonexistent.png"], ["/nonexistent.png"]),
+    (["calibrate", "--checkpoint", "/nonexistent.pt", "--out", "x.pt"], ["/nonexistent.pt", "not found"]),
+    (["export", "--checkpoint", "/nonexistent.pt", "--out", "x.onnx"], ["/nonexistent.pt", "not found"]),
+    (["convert", "paddle", "-c", "/nonexistent.yml", "--params", "p", "--out", "o"], ["/nonexistent.yml"]),
+    (["convert", "paddle", "-c", "configs/rec/rec_mv3_none_bilstm_ctc.yml", "--params", "/nonexistent", "--out", "o"],
+     ["/nonexistent", "not found"]),
+    (["bench", "--data", "/nonexistent"], ["/nonexistent", "no such folder"]),
 ])
 def test_mistakes_refused_before_torch_loads(argv: list[str], names: list[str]) -> None:
     rc, err, imported = _run_without_torch(argv)

@@ -102,7 +102,7 @@ def test_paddleocr_yaml_loads_unchanged(tmp_path):
     p.write_text(PADDLE_MV3)
     cfg = load_config(p)
     assert cfg.Architecture.Backbone.name == "MobileNetV3"
-    assert cfg.Architecture.Neck.hidden_size == 96
+    assert cfg.Architecture.Neck.params["hidden_size"] == 96
     assert cfg.Optimizer.lr.name == "Const" and cfg.Optimizer.lr.learning_rate == 0.0005
     assert cfg.Train is not None and cfg.Train.dataset.name == "LMDBDataSet"
     assert cfg.Train.dataset.transforms.image_shape == [3, 32, 100]
@@ -200,3 +200,43 @@ def test_base_errors_name_the_file(tmp_path):
     (tmp_path / "d.yml").write_text(f"_BASE_: {MV3}\nGlobal: {{epoch_nums: 3}}\n")
     with pytest.raises(ConfigError, match=r"d\.yml: unknown config key 'Global\.epoch_nums'"):
         load_config(tmp_path / "d.yml")
+
+
+def test_string_override_keeps_its_text():
+    digits = "0" * 64
+    cfg = load_config(MV3, [f"Global.pretrained_sha256={digits}", "PostProcess.allow=0123456789",
+                            "PostProcess.block='x y'"])
+    assert cfg.Global.pretrained_sha256 == digits  # not "0" (YAML reads the digits as the int 0)
+    assert cfg.PostProcess.allow == "0123456789" and cfg.PostProcess.block == "x y"  # quotes still unquote
+    assert load_config(MV3, ["Global.max_steps=7"]).Global.max_steps == 7  # other types stay YAML-typed
+
+
+def test_number_for_a_string_key_in_yaml_is_refused(tmp_path):
+    (tmp_path / "a.yml").write_text(f"_BASE_: {MV3}\nPostProcess: {{allow: 0123}}\n")  # YAML 1.1: octal 83
+    with pytest.raises(ConfigError, match=r"PostProcess\.allow: got the number 83; quote it"):
+        load_config(tmp_path / "a.yml")
+
+
+def test_keys_without_effect_are_named_in_one_warning(tmp_path, caplog):
+    p = tmp_path / "paddle.yml"
+    p.write_text(PADDLE_MV3)
+    with caplog.at_level("WARNING", logger="crnn.config"):
+        load_config(p, ["Optimizer.momentum=0.5", "PostProcess.beam_width=4"])
+    (msg,) = [r.getMessage() for r in caplog.records]
+    for key in ("Global.infer_img", "Global.save_res_path", "Optimizer.momentum (not read by Adam)",
+                "PostProcess.beam_width (not read by greedy)"):
+        assert key in msg
+    assert "save_inference_dir" not in msg  # empty in PaddleOCR's file: nothing to warn about
+    stored = load_config(p).to_dict()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="crnn.config"):
+        config_from_dict(stored)  # a checkpoint's stored config loads quietly
+    assert not caplog.records
+
+
+def test_fixed_keys_take_only_their_values():
+    with pytest.raises(ConfigError, match=r"Architecture\.Neck\.encoder_type: 'lstm' is not supported"):
+        load_config(MV3, ["Architecture.Neck.encoder_type=lstm"])
+    with pytest.raises(ConfigError, match=r"channel_first: True is not supported"):
+        config_from_dict({"Train": {"dataset": {"transforms": [{"DecodeImage": {"channel_first": True}}]}}})
+    assert load_config(MV3, ["Architecture.Backbone.scale=1"]).Architecture.Backbone.params["scale"] == 1.0

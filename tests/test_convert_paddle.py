@@ -15,11 +15,11 @@ from crnn.charset import Charset
 from crnn.cli import main
 from crnn.config import Config, load_config
 from crnn.convert.paddle import ConversionError, build_converted_model, crnn_key
-from crnn.convert.parity import CONFIGS, formula_params, forward_parts
 from crnn.convert.pdparams import STRUCTURED_KEY, read_paddle_params
 from crnn.decode import greedy_decode, softmax
 from crnn.predict import Recognizer
 from crnn.torch_backend import load_model
+from tests.paddle_parity import CONFIGS, formula_params, forward_parts
 
 from .conftest import need_shared
 

@@ -54,7 +54,7 @@ def test_transfer_without_case_init_and_architecture_mismatch(tiny_set: Path, tm
     new = Charset(["X", "a"])
     report = transfer_weights(build_model(arch, 3), build_model(arch, OLD.num_classes).state_dict(), OLD, new)
     assert report.reinit == ["X"] and report.case_mapped == []
-    arch.Neck.hidden_size = 16
+    arch.Neck.params["hidden_size"] = 16
     with pytest.raises(ValueError, match="neck"):
         transfer_weights(build_model(arch, 3), build_model(_arch(tiny_set, tmp_path), 37).state_dict(), OLD, new)
 

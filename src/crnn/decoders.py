@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +22,7 @@ from crnn.charset import Charset
 from crnn.config import ConfigError, PostProcessConfig
 from crnn.ctc import align, ctc_log_prob, log_softmax, prefix_beam_search
 from crnn.decode import WORD_SCORES, Prediction, greedy_from_probs, softmax, word_score
+from crnn.registry import Entry, lookup
 
 
 class Decoder:
@@ -194,7 +197,14 @@ def symbol_mask(charset: Charset, allow: str | None, block: str | None) -> np.nd
     return mask
 
 
-DECODERS: dict[str, type[Decoder]] = {"greedy": Decoder, "beam": BeamDecoder}
+_SHARED_KEYS = ("lexicon", "lexicon_max_distance", "allow", "block", "word_score", "temperature")
+# The one table of decoders: name -> class, with the PostProcess keys each reads (the config loader
+# warns when a key only another decoder reads is set, e.g. beam_width with greedy).
+DECODERS: dict[str, Entry] = {
+    "greedy": Entry(Decoder, dict.fromkeys(_SHARED_KEYS, Any)),
+    "beam": Entry(BeamDecoder, dict.fromkeys((*_SHARED_KEYS, "beam_width", "lm", "lm_order", "lm_weight",
+                                              "length_bonus"), Any)),
+}
 
 
 def build_decoder(cfg: PostProcessConfig | None, charset: Charset) -> Decoder:
@@ -205,11 +215,10 @@ def build_decoder(cfg: PostProcessConfig | None, charset: Charset) -> Decoder:
         FileNotFoundError: a lexicon or word list file is missing.
     """
     cfg = cfg or PostProcessConfig()
-    if cfg.decoder not in DECODERS:
-        raise ConfigError(f"PostProcess.decoder: {cfg.decoder!r} is not a decoder (known: {', '.join(DECODERS)})")
+    entry = lookup(DECODERS, cfg.decoder, "PostProcess.decoder", "decoder")
     if cfg.lm and cfg.decoder != "beam":
         raise ConfigError("PostProcess.lm: a word-list prior needs the beam decoder (decoder: beam)")
-    return DECODERS[cfg.decoder](charset, cfg)
+    return typing.cast(Decoder, entry.load()(charset, cfg))
 
 
 def frames_to_pixels(frames: Sequence[tuple[int, int]], image_hw: tuple[int, int], input_w: int, num_frames: int,

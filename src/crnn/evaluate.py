@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from crnn.charset import Charset
-from crnn.config import Config, DatasetConfig, LoaderConfig
+from crnn.config import Config, ConfigError, DatasetConfig, LoaderConfig
 from crnn.data.datasets import RecDataset, build_sources, eval_label_check
 from crnn.data.loader import Batch, build_loader
 from crnn.decoders import Decoder, build_decoder
@@ -143,6 +143,19 @@ def load_eval_model(model: str | None, config: str | None, overrides: list[str],
     module = for_inference(module)
     log.info("evaluating %s on PyTorch, %d threads", path, threads)
     return cfg, module, charset, path
+
+
+def eval_split(cfg: Config, sets: DatasetConfig | None = None) -> tuple[DatasetConfig, LoaderConfig]:
+    """The dataset and loader ``crnn eval`` measures on: ``sets`` (``--sets`` folders, read with the
+    config's Eval transforms, i.e. the model's input shape) or else the config's Eval dataset.
+
+    Raises:
+        ConfigError: the config has no Eval section (it holds the transforms and the loader).
+    """
+    if cfg.Eval is None:
+        raise ConfigError("no Eval section: give -c CONFIG with one, or --sets DIR ...")
+    dataset_cfg = replace(sets, transforms=cfg.Eval.dataset.transforms) if sets else cfg.Eval.dataset
+    return dataset_cfg, cfg.Eval.loader
 
 
 def set_name(source_name: str) -> str:

@@ -25,13 +25,14 @@ from crnn.data.loader import Batch, build_loader
 from crnn.decode import greedy_decode
 from crnn.decoders import build_decoder
 from crnn.distributed import DistInfo, barrier, broadcast, cleanup, init_distributed
+from crnn.ema import EMA
 from crnn.evaluate import eval_datasets, evaluate_sets, format_table
 from crnn.finetune import transfer_weights
 from crnn.logs import MetricsLog, SmoothedValue
 from crnn.loss import ctc_loss
 from crnn.metrics import RecMetric, make_normalizer
 from crnn.models import build_model
-from crnn.optim import build_optimizer, build_scheduler
+from crnn.optim import build_optimizer, build_scheduler, param_groups, regularizer_l2
 
 log = logging.getLogger(__name__)
 
@@ -94,30 +95,6 @@ class StopRequest:
     def __exit__(self, *exc: object) -> None:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
-
-
-class EMA:
-    """Exponential moving average of every float tensor of a model's state (weights and BN stats).
-
-    The decay ramps up as min(decay, (1 + n) / (10 + n)) over the n updates so far: with a fixed
-    0.999 from step 0 the average still carried the untrained weights thousands of steps later and
-    scored near 0% while the raw weights scored 32% (round 1 of the bundled model).
-    """
-
-    def __init__(self, model: torch.nn.Module, decay: float, updates: int = 0):
-        self.decay = decay
-        self.updates = updates
-        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for k, v in model.state_dict().items():
-            if v.dtype.is_floating_point:
-                self.state[k].lerp_(v.detach(), 1.0 - decay)
-            else:
-                self.state[k].copy_(v)
 
 
 @dataclass
@@ -193,7 +170,8 @@ class Trainer:
                 if len(eval_set) == 0:
                     raise ValueError(f"evaluation set {eval_set.sources[0].name} has no usable sample")
         self.steps_per_epoch = max(1, len(self.loader))
-        self.optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], cfg.Optimizer)
+        self.optimizer = build_optimizer(
+            param_groups(model, cfg.Architecture.Head.fc_decay, regularizer_l2(cfg.Optimizer)), cfg.Optimizer)
         self.scheduler = build_scheduler(self.optimizer, cfg.Optimizer, self.steps_per_epoch, g.epoch_num)
         self.progress = Progress()
         self.metrics_log = MetricsLog(self.out_dir)
@@ -226,8 +204,7 @@ class Trainer:
         # Counted in samples, so a resume may change the number of processes or the batch size.
         p.epoch_samples = state["epoch_samples"]
         if self.ema is not None and "train_model" in state:
-            self.ema.state = {k: v.clone() for k, v in state["model"].items()}
-            self.ema.updates = p.step
+            self.ema.load_state_dict(state["model"], p.step)
         _set_rng_state(state["rng"])
         if self.info.is_main and (dropped := self.metrics_log.truncate(p.step)):
             log.info("dropped %d rows past step %d from %s", dropped, p.step, self.metrics_log.path)
@@ -235,7 +212,7 @@ class Trainer:
 
     def weights(self) -> dict[str, torch.Tensor]:
         """What inference should use: the EMA weights when enabled."""
-        return self.ema.state if self.ema is not None else self.model.state_dict()
+        return self.ema.state_dict() if self.ema is not None else self.model.state_dict()
 
     def save(self, name: str) -> None:
         """Atomically write checkpoint ``name`` (rank 0 only)."""
@@ -258,14 +235,10 @@ class Trainer:
             return
         res = None
         if self.info.is_main:
-            raw = None
-            if self.ema is not None:  # evaluate the averaged weights: they are what gets saved
-                raw = {k: v.clone() for k, v in self.model.state_dict().items()}
-                self.model.load_state_dict(self.ema.state)
-            res = evaluate_sets(self.model, cfg, self.charset, cfg.Eval.dataset, cfg.Eval.loader, cfg.Metric.is_filter,
+            # the averaged weights when enabled: they are what gets saved
+            model = self.ema.module if self.ema is not None else self.model
+            res = evaluate_sets(model, cfg, self.charset, cfg.Eval.dataset, cfg.Eval.loader, cfg.Metric.is_filter,
                                 decoder=self.decoder)
-            if raw is not None:
-                self.model.load_state_dict(raw)
             self.metrics_log.write({"kind": "eval", "step": p.step, "epoch": p.epoch, "acc": res["total"]["acc"],
                                     "norm_edit_dis": res["total"]["norm_edit_dis"], "sets": res["sets"]})
             tqdm.write(f"step {p.step} eval:\n{format_table(res)}")

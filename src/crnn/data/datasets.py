@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from crnn.data.images import decode_image
 from crnn.data.labels import read_label_file
 from crnn.data.lmdb_io import find_lmdb_dirs, image_key, label_key
 from crnn.data.transforms import resize_norm, to_model_order
+from crnn.registry import Entry, lookup
 
 log = logging.getLogger(__name__)
 
@@ -130,33 +132,55 @@ Source = SimpleSource | LmdbSource
 _ENVS: dict[tuple[str, int], Any] = {}
 
 
-def build_sources(cfg: DatasetConfig) -> list[tuple[Source, float]]:
-    """The sources a dataset section names, each with its sampling ratio."""
-    if cfg.name == "MixDataSet":
-        if len(cfg.ratio_list) not in (0, len(cfg.datasets)):
-            raise DataError("MixDataSet: ratio_list needs one ratio per entry of datasets")
-        out = []
-        for j, sub in enumerate(cfg.datasets):
-            if sub.transforms != cfg.transforms and sub.transforms != DatasetConfig().transforms:
-                raise DataError("MixDataSet: give transforms once, on the MixDataSet, not on its members")
-            r = cfg.ratio_list[j] if cfg.ratio_list else 1.0
-            out += [(src, ratio * r) for src, ratio in build_sources(sub)]
-        return out
-    if cfg.data_dir is None:
-        raise DataError(f"{cfg.name}: data_dir is required")
-    sources: list[Source]
-    if cfg.name == "LMDBDataSet":
-        sources = [LmdbSource(p) for p in find_lmdb_dirs(cfg.data_dir)]
-    else:
-        if not cfg.label_file_list:
-            raise DataError("SimpleDataSet: label_file_list is required")
-        sources = [SimpleSource(cfg.data_dir, f, cfg.delimiter) for f in cfg.label_file_list]
+def _ratios(cfg: DatasetConfig, sources: list[Source]) -> list[tuple[Source, float]]:
     ratios = cfg.ratio_list or [1.0]
     if len(ratios) == 1:
         ratios = ratios * len(sources)
     if len(ratios) != len(sources):
         raise DataError(f"{cfg.name}: ratio_list has {len(ratios)} entries for {len(sources)} sources")
     return list(zip(sources, ratios, strict=True))
+
+
+def _simple_sources(cfg: DatasetConfig) -> list[tuple[Source, float]]:
+    if cfg.data_dir is None:
+        raise DataError(f"{cfg.name}: data_dir is required")
+    if not cfg.label_file_list:
+        raise DataError("SimpleDataSet: label_file_list is required")
+    return _ratios(cfg, [SimpleSource(cfg.data_dir, f, cfg.delimiter) for f in cfg.label_file_list])
+
+
+def _lmdb_sources(cfg: DatasetConfig) -> list[tuple[Source, float]]:
+    if cfg.data_dir is None:
+        raise DataError(f"{cfg.name}: data_dir is required")
+    return _ratios(cfg, [LmdbSource(p) for p in find_lmdb_dirs(cfg.data_dir)])
+
+
+def _mix_sources(cfg: DatasetConfig) -> list[tuple[Source, float]]:
+    if len(cfg.ratio_list) not in (0, len(cfg.datasets)):
+        raise DataError("MixDataSet: ratio_list needs one ratio per entry of datasets")
+    out = []
+    for j, sub in enumerate(cfg.datasets):
+        if sub.transforms != cfg.transforms and sub.transforms != DatasetConfig().transforms:
+            raise DataError("MixDataSet: give transforms once, on the MixDataSet, not on its members")
+        r = cfg.ratio_list[j] if cfg.ratio_list else 1.0
+        out += [(src, ratio * r) for src, ratio in build_sources(sub)]
+    return out
+
+
+# The one table of dataset kinds (``Train.dataset.name``): name -> function returning (source, ratio)
+# pairs, with the DatasetConfig keys it reads (every kind also reads name and transforms).
+SOURCES: dict[str, Entry] = {
+    "SimpleDataSet": Entry(_simple_sources, dict.fromkeys(("data_dir", "label_file_list", "ratio_list",
+                                                           "delimiter"), Any)),
+    "LMDBDataSet": Entry(_lmdb_sources, dict.fromkeys(("data_dir", "ratio_list"), Any)),
+    "MixDataSet": Entry(_mix_sources, dict.fromkeys(("datasets", "ratio_list"), Any)),
+}
+
+
+def build_sources(cfg: DatasetConfig) -> list[tuple[Source, float]]:
+    """The sources a dataset section names, each with its sampling ratio."""
+    build = lookup(SOURCES, cfg.name, "dataset.name", "dataset").load()
+    return typing.cast(list[tuple[Source, float]], build(cfg))
 
 
 @dataclass

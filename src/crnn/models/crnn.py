@@ -1,4 +1,4 @@
-"""CRNN = backbone + SequenceEncoder + CTCHead, wired through ``out_channels``."""
+"""CRNN = backbone + neck + head, each picked from its table and wired through ``out_channels``."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import torch
 from torch import nn
 
 from crnn.config import ArchitectureConfig
+from crnn.models import HEADS, NECKS
 from crnn.models.backbones import BACKBONES
-from crnn.models.head import CTCHead
-from crnn.models.neck import SequenceEncoder
+from crnn.registry import lookup
 
 
 class CRNN(nn.Module):
     """A pure function ``images (B, 3, H, W) -> logits (B, T, num_classes)``; T = W / 4."""
 
-    def __init__(self, backbone: nn.Module, neck: SequenceEncoder, head: CTCHead):
+    def __init__(self, backbone: nn.Module, neck: nn.Module, head: nn.Module):
         super().__init__()
         self.backbone = backbone
         self.neck = neck
@@ -31,12 +31,12 @@ def build_model(cfg: ArchitectureConfig, num_classes: int) -> CRNN:
         >>> from crnn.config import Config
         >>> model = build_model(Config().Architecture, num_classes=37)
     """
-    bb = cfg.Backbone
-    kwargs = {k: v for k, v in vars(bb).items() if k != "name" and v is not None}
-    backbone = BACKBONES[bb.name](**kwargs)
-    neck = SequenceEncoder(int(backbone.out_channels), cfg.Neck.encoder_type, cfg.Neck.hidden_size)  # type: ignore[arg-type]
     if cfg.Head.out_channels is not None and cfg.Head.out_channels != num_classes:
         raise ValueError(f"Architecture.Head.out_channels={cfg.Head.out_channels} disagrees with the "
                          f"charset's {num_classes} classes")
-    head = CTCHead(neck.out_channels, num_classes, cfg.Head.mid_channels)
+    bb, nk, hd = cfg.Backbone, cfg.Neck, cfg.Head
+    backbone = lookup(BACKBONES, bb.name, "Architecture.Backbone.name", "backbone").load()(**bb.params)
+    neck = lookup(NECKS, nk.name, "Architecture.Neck.name", "neck").load()(int(backbone.out_channels), **nk.params)
+    head = lookup(HEADS, hd.name, "Architecture.Head.name", "head").load()(int(neck.out_channels), num_classes,
+                                                                             **hd.params)
     return CRNN(backbone, neck, head)

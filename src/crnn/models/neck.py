@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -33,7 +35,7 @@ class EncoderWithFC(nn.Module):
 class SequenceEncoder(nn.Module):
     """Im2Seq, then the encoder chosen by ``encoder_type`` ("rnn", "fc" or "reshape")."""
 
-    def __init__(self, in_channels: int, encoder_type: str = "rnn", hidden_size: int = 48):
+    def __init__(self, in_channels: int, encoder_type: Literal["rnn", "reshape", "fc"] = "rnn", hidden_size: int = 48):
         super().__init__()
         self.encoder: nn.Module | None
         if encoder_type == "rnn":

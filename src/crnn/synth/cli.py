@@ -7,6 +7,7 @@ import logging
 import sys
 
 log = logging.getLogger(__name__)
+HELP = "render synthetic word images into LMDB shards (offline)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m crnn.synth.cli``) until ``crnn synth`` is wired up."""
+    """Stand-alone entry point (``python -m crnn.synth.cli``); ``crnn synth`` is the usual one."""
     parser = argparse.ArgumentParser(prog="crnn synth", description=__doc__)
     add_arguments(parser)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -170,7 +170,6 @@ class Renderer:
 
     def render(self, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         """One (BGR uint8 image, label) pair."""
-        style = self.style
         info = self.pick_font(rng)
         text = self.corpus.sample(rng)
         if info.caps_only:
@@ -178,6 +177,23 @@ class Renderer:
         size = int(rng.integers(26, 50))
         font = load_font(info.path, size)
         spacing = rng.uniform(-0.04, 0.2) * size if rng.random() < 0.12 else 0.0
+        masks, box = self._masks(text, font, size, spacing, rng)
+        ch, cw = masks.shape[:2]
+        fill = masks[..., 1].astype(np.float32) / 255.0
+
+        bg_col, fg_col = effects.pick_colors(rng)
+        img = effects.background(ch, cw, bg_col, rng, keep_out=box)
+        img, fg_col = effects.text_effects(img, fill, size, bg_col, fg_col, rng)
+        fg = effects.foreground(ch, cw, fg_col, rng)
+        img = img + (fg - img) * fill[..., None]
+        img = effects.lighting(img, rng)
+        img = self._crop(img, box, rng)
+        return self._resize(img, len(text), rng), text
+
+    def _masks(self, text: str, font: ImageFont.FreeTypeFont, size: int, spacing: float,
+               rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        """(H, W, 2) uint8 masks (the word's ink, and the ink of everything drawn) and the word's box."""
+        style = self.style
         ascent, descent = font.getmetrics()
         width = _text_width(text, font, spacing)
         mx, my = int(0.6 * size) + 4, int(0.7 * size) + 4
@@ -213,21 +229,16 @@ class Renderer:
         masks = np.dstack([main_a, fill_a])
         if style.arc_p and rng.random() < style.arc_p:
             masks = _arc(masks, rng, style.arc_span)
-            ch, cw = masks.shape[:2]
         elif rng.random() < style.curve_p:
             masks = _curve(masks, rng, size)
         box = _bbox(masks[..., 0])
         if box is None:  # whitespace-only glyph run: should not happen with checked fonts
             box = (mx, my, mx + max(int(width), 1), my + ascent)
-        fill = masks[..., 1].astype(np.float32) / 255.0
+        return masks, box
 
-        bg_col, fg_col = effects.pick_colors(rng)
-        img = effects.background(ch, cw, bg_col, rng, keep_out=box)
-        img, fg_col = effects.text_effects(img, fill, size, bg_col, fg_col, rng)
-        fg = effects.foreground(ch, cw, fg_col, rng)
-        img = img + (fg - img) * fill[..., None]
-        img = effects.lighting(img, rng)
-
+    def _crop(self, img: np.ndarray, box: tuple[int, int, int, int], rng: np.random.Generator) -> np.ndarray:
+        """The word's crop: a perspective warp of ``img`` (H, W, 3) float, with tight or loose padding."""
+        style = self.style
         matrix, corners = _geometry(box, rng, style)
         text_h = box[3] - box[1]
         # Crop padding in units of the text height: mostly tight as in the benchmarks (a pixel into
@@ -244,15 +255,18 @@ class Renderer:
         y1 = corners[:, 1].max() + pad[3]
         out_w, out_h = max(4, round(x1 - x0)), max(4, round(y1 - y0))
         shift = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], dtype=np.float64)
-        img = cv2.warpPerspective(
+        return cv2.warpPerspective(
             img, shift @ matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
         )
 
-        # Resolution: resize to a benchmark-like height with a random aspect stretch.
+    def _resize(self, img: np.ndarray, n_chars: int, rng: np.random.Generator) -> np.ndarray:
+        """Resolution: a benchmark-like height with a random aspect stretch, then degradations; uint8."""
+        style = self.style
+        out_h, out_w = img.shape[:2]
         fh = _final_height(rng)
         stretch = rng.uniform(0.65, 1.1)
         fw = round(out_w * fh / out_h * stretch)
-        min_w = 5 * len(text)  # below ~5 px per character a word is unreadable even for people
+        min_w = 5 * n_chars  # below ~5 px per character a word is unreadable even for people
         if fw < min_w:
             fh = min(round(fh * min_w / max(fw, 1)), 100)
             fw = round(out_w * fh / out_h * stretch)
@@ -267,8 +281,7 @@ class Renderer:
             blur_p = 0.1
         else:
             img = cv2.resize(img, (fw, fh), interpolation=interp)
-        img = effects.degrade(img, rng, blur_p, style.motion_p)
-        return img.astype(np.uint8), text
+        return effects.degrade(img, rng, blur_p, style.motion_p).astype(np.uint8)
 
 
 def sample_rng(seed: int, shard: int, index: int) -> np.random.Generator:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -53,7 +55,7 @@ class MobileNetV3(nn.Module):
         disable_se: drop every SE block.
     """
 
-    def __init__(self, in_channels: int = 3, model_name: str = "small", scale: float = 0.5,
+    def __init__(self, in_channels: int = 3, model_name: Literal["large", "small"] = "small", scale: float = 0.5,
                  large_stride: list[int] | None = None, small_stride: list[int] | None = None,
                  disable_se: bool = False):
         super().__init__()

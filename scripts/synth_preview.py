@@ -1,7 +1,7 @@
 """Side-by-side picture of synthetic crops and real training crops, to judge realism by eye.
 
-    python -m crnn.synth.preview --out docs/img/synth_vs_real.png
-    python -m crnn.synth.preview --stats ../synthdata/v2/shard_00000   # numbers, not a picture
+    python scripts/synth_preview.py --out docs/img/synth_vs_real.png
+    python scripts/synth_preview.py --stats ../synthdata/v2/shard_00000   # numbers, not a picture
 
 Real crops are read (never copied) from the train splits in ``../shared/data/train``.
 """
@@ -21,7 +21,7 @@ from crnn.synth.corpus import Corpus, load_words
 from crnn.synth.fonts import discover_fonts
 from crnn.synth.render import Renderer, sample_rng
 
-DEFAULT_REAL = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "train"
+DEFAULT_REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
 REAL_SETS = ("iiit5k", "ic15", "svt")
 TILE_W, TILE_H, LABEL_H, GAP = 168, 44, 14, 4
 
