@@ -22,14 +22,38 @@ double py_round(double x, int digits) {
   return std::strtod(buf, nullptr);
 }
 
+// numpy's pairwise summation (pairwise_sum in its umath loops), which np.sum and np.mean use along a
+// contiguous axis: the same additions in the same order give Python's sums bit for bit.
+template <typename T>
+T pairwise_sum(const T* a, size_t n) {
+  if (n < 8) {
+    T res = 0;
+    for (size_t i = 0; i < n; ++i) res += a[i];
+    return res;
+  }
+  if (n <= 128) {
+    T r[8];
+    for (int j = 0; j < 8; ++j) r[j] = a[j];
+    size_t i = 8;
+    for (; i < n - n % 8; i += 8)
+      for (int j = 0; j < 8; ++j) r[j] += a[i + j];
+    T res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; ++i) res += a[i];
+    return res;
+  }
+  size_t n2 = n / 2;
+  n2 -= n2 % 8;
+  return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
+}
+
 // Softmax of one step's logits (divided by the temperature first) in float32, as crnn.decode.softmax;
 // returns the argmax (first maximum wins, as numpy) and writes the probabilities to `probs`.
 int softmax_argmax(const float* z, int classes, float temperature, std::vector<float>& probs) {
   for (int k = 0; k < classes; ++k) probs[k] = temperature != 1.0f ? z[k] / temperature : z[k];
   float zmax = probs[0];
   for (int k = 1; k < classes; ++k) zmax = std::max(zmax, probs[k]);
-  float total = 0.0f;
-  for (int k = 0; k < classes; ++k) total += (probs[k] = std::exp(probs[k] - zmax));
+  for (int k = 0; k < classes; ++k) probs[k] = std::exp(probs[k] - zmax);
+  const float total = pairwise_sum(probs.data(), probs.size());
   int best = 0;
   for (int k = 0; k < classes; ++k) {
     probs[k] /= total;
@@ -69,13 +93,12 @@ std::vector<Prediction> greedy_decode(const float* logits, int batch, int steps,
 
 double word_score(const std::vector<float>& char_confidences, WordScore how) {
   if (char_confidences.empty()) return 0.0;
-  double acc = how == WordScore::product ? 1.0 : (how == WordScore::min ? char_confidences[0] : 0.0);
-  for (float c : char_confidences) {
-    if (how == WordScore::mean) acc += c;
-    else if (how == WordScore::min) acc = std::min(acc, static_cast<double>(c));
-    else acc *= c;
-  }
-  return how == WordScore::mean ? acc / static_cast<double>(char_confidences.size()) : acc;
+  const std::vector<double> p(char_confidences.begin(), char_confidences.end());  // float64, as Python
+  if (how == WordScore::mean) return pairwise_sum(p.data(), p.size()) / static_cast<double>(p.size());
+  if (how == WordScore::min) return *std::min_element(p.begin(), p.end());
+  double acc = 1.0;  // np.prod multiplies in order
+  for (double c : p) acc *= c;
+  return acc;
 }
 
 WordScore parse_word_score(const std::string& name) {
