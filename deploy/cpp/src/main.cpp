@@ -62,14 +62,17 @@ void print_predictions(crnn::Format format, const std::vector<std::string>& path
   if (format == crnn::Format::json) std::fputs("]\n", stdout);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// The command line; parse_args returns -1 to go on, else the exit code (0 after --help, 2 for bad usage).
+struct Args {
   crnn::Options opt;
   std::vector<std::string> positional;
   std::string list_file;
   bool timing = false;
   crnn::Format format = crnn::Format::tsv;
+};
+
+int parse_args(int argc, char** argv, Args& args) {
+  crnn::Options& opt = args.opt;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto int_arg = [&](int* dst) {
@@ -91,28 +94,38 @@ int main(int argc, char** argv) {
     } else if (a == "--format" || a == "--word-score") {
       if (i + 1 >= argc) return usage_error(a + " needs a value");
       try {
-        if (a == "--format") format = crnn::parse_format(argv[++i]);
+        if (a == "--format") args.format = crnn::parse_format(argv[++i]);
         else opt.word_score = crnn::parse_word_score(argv[++i]);
       } catch (const crnn::Error& e) {
         return usage_error(a + ": " + e.what());
       }
     } else if (a == "--time") {
-      timing = true;
+      args.timing = true;
     } else if (a == "--list") {
       if (i + 1 >= argc) return usage_error("--list needs a file");
-      list_file = argv[++i];
+      args.list_file = argv[++i];
     } else if (a.size() > 1 && a[0] == '-') {
       return usage_error("unknown option " + a);
     } else {
-      positional.push_back(a);
+      args.positional.push_back(a);
     }
   }
+  return -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  if (int rc = parse_args(argc, argv, args); rc >= 0) return rc;
+  const crnn::Options& opt = args.opt;
+  const std::vector<std::string>& positional = args.positional;
   if (positional.empty()) return usage_error("no MODEL given");
   const std::string model = positional[0];
   std::vector<std::string> paths(positional.begin() + 1, positional.end());
-  if (!list_file.empty()) {
-    std::ifstream f(list_file);
-    if (!f) return usage_error("cannot read --list file " + list_file);
+  if (!args.list_file.empty()) {
+    std::ifstream f(args.list_file);
+    if (!f) return usage_error("cannot read --list file " + args.list_file);
     for (std::string line; std::getline(f, line);)
       if (!line.empty()) paths.push_back(line);
   }
@@ -147,8 +160,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  print_predictions(format, paths, good, preds);
-  if (timing)
+  print_predictions(args.format, paths, good, preds);
+  if (args.timing)
     std::fprintf(stderr, "crnn_infer: %zu images in %.3f s (%.1f images/s)\n", good.size(), secs,
                  secs > 0 ? good.size() / secs : 0.0);
   return failed ? 1 : 0;
