@@ -1,4 +1,5 @@
-"""deploy/cpp: the C++ recognizer builds and prints exactly what the Python ONNX recognizer decodes.
+"""deploy/cpp: the C++ recognizer builds and prints exactly what the Python ONNX recognizer decodes,
+with the fields and layouts of ``crnn predict --format``.
 
 Needs the toolchain, OpenCV, nlohmann-json and ONNX Runtime that ``scripts/install_cpp_deps.sh``
 installs (skipped with the reason otherwise), and ../shared for the eval crops. The build goes to a
@@ -7,6 +8,8 @@ temporary folder; nothing is cached in the repo. About 1-2 minutes, most of it t
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 import subprocess
@@ -26,6 +29,14 @@ NEEDED_FILES = {
     "nlohmann-json3-dev": Path("/usr/include/nlohmann/json.hpp"),
 }
 MIN_AGREEMENT = 0.999
+BUNDLED_ONNX = ROOT / "src" / "crnn" / "assets" / "crnn_mv3_en.onnx"
+# Both programs print confidences rounded to 4 decimals. The C++ softmax repeats numpy's float32 operations
+# and summation order, but numpy's SIMD exp and glibc's expf differ by an ulp now and then: measured on
+# 300 IIIT5K crops, 97% of the raw symbol confidences are bit-identical and the rest <= 1.2e-7 apart, so a
+# value next to a rounding boundary can print one unit of the 4th decimal apart (on all 3,000 IIIT5K crops:
+# 1 word confidence of 3,000, no symbol one). Positions come from integer frames and sizes through the
+# same double arithmetic: they must be equal.
+CONF_TOL = 1e-4 + 1e-9
 
 
 def _need_toolchain() -> None:
@@ -127,6 +138,115 @@ def test_cpp_bad_inputs_fail_clearly_and_others_still_run(cpp_bin: Path, onnx_mo
     assert [got[str(p)][0] for p in good] == [w.text for w in want]
 
 
+# ---------------------------------------------------------------- what a prediction carries: crnn predict's fields
+
+@pytest.fixture(scope="module")
+def iiit5k_sample() -> list[str]:
+    """12 IIIT5K test crops evenly spaced in labels.tsv: short words (narrower than the model's input,
+    so right padding and positions clamped at the image's end occur) and long ones (squashed to W)."""
+    from PIL import Image
+
+    from crnn.data.transforms import resized_width
+
+    root = need_shared("data", "eval", "iiit5k")
+    names = [line.split("\t", 1)[0] for line in (root / "labels.tsv").read_text(encoding="utf-8").splitlines()
+             if line.strip()]
+    paths = [str(root / n) for n in names[:: len(names) // 12][:12]]
+    widths = set()
+    for p in paths:
+        with Image.open(p) as im:
+            widths.add(resized_width(im.height, im.width, 32, 100) < 100)
+    assert widths == {True, False}, "the sample should hold both padded and squashed images"
+    return paths
+
+
+def python_predict(capsys: pytest.CaptureFixture[str], model: Path, *args: str) -> str:
+    """What `crnn predict --model MODEL --threads 1 ARGS` prints (in this process)."""
+    from crnn.cli import main
+
+    capsys.readouterr()
+    assert main(["predict", "--model", str(model), "--threads", "1", *args]) == 0
+    return capsys.readouterr().out
+
+
+def assert_same_records(got: list[dict], want: list[dict]) -> None:
+    """C++ and Python JSON records: same keys in the same order, same text and symbols, same positions,
+    confidences within CONF_TOL."""
+    assert [g["path"] for g in got] == [w["path"] for w in want]
+    for g, w in zip(got, want, strict=True):
+        assert list(g) == list(w) == ["path", "text", "confidence", "chars"]
+        assert g["text"] == w["text"], g["path"]
+        assert abs(g["confidence"] - w["confidence"]) <= CONF_TOL, (g["path"], g["confidence"], w["confidence"])
+        assert len(g["chars"]) == len(w["chars"]) == len(w["text"]), g["path"]
+        for gc, wc in zip(g["chars"], w["chars"], strict=True):
+            assert list(gc) == list(wc) == ["char", "confidence", "x0", "x1"]
+            assert gc["char"] == wc["char"]
+            assert abs(gc["confidence"] - wc["confidence"]) <= CONF_TOL, (g["path"], gc, wc)
+            assert (gc["x0"], gc["x1"]) == (wc["x0"], wc["x1"]), (g["path"], gc, wc)
+            assert all(type(gc[k]) is float for k in ("confidence", "x0", "x1")), gc
+
+
+@pytest.mark.parametrize("word_score", ["mean", "min", "product"])
+def test_cpp_json_equals_crnn_predict_json(word_score: str, cpp_bin: Path, iiit5k_sample: list[str],
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    r = run_cpp(cpp_bin, "--format", "json", "--word-score", word_score, BUNDLED_ONNX, *iiit5k_sample)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    want = json.loads(python_predict(capsys, BUNDLED_ONNX, "--format", "json", "--word-score", word_score,
+                                     *iiit5k_sample))
+    assert_same_records(got, want)
+    assert len({g["text"] for g in got}) > 8, "degenerate sample"
+    # the word score is the named one: rounding is monotonic, so min is exact; the others within rounding
+    score = {"mean": lambda c: sum(c) / len(c), "min": min, "product": math.prod}[word_score]
+    tol = {"mean": 1e-4, "min": 0.0, "product": 1e-3}[word_score]
+    for g in got:
+        assert abs(g["confidence"] - score([c["confidence"] for c in g["chars"]])) <= tol + 1e-9, g
+
+
+def test_cpp_formats_are_crnn_predicts(cpp_bin: Path, iiit5k_sample: list[str], tmp_path: Path) -> None:
+    """tsv (default), jsonl and json are laid out byte for byte as crnn predict prints the same values."""
+    odd = tmp_path / 'mot "é" \\ 1.webp'  # a path JSON must escape, and a non-ASCII one it must not
+    odd.write_bytes(Path(iiit5k_sample[0]).read_bytes())
+    images = [*iiit5k_sample[:4], str(odd)]
+    r = run_cpp(cpp_bin, "--format", "json", BUNDLED_ONNX, *images)
+    assert r.returncode == 0, r.stderr
+    records = json.loads(r.stdout)
+    assert r.stdout == json.dumps(records, ensure_ascii=False, indent=2) + "\n"
+    assert records[-1]["path"] == str(odd) and records[-1]["text"] == records[0]["text"]
+    r = run_cpp(cpp_bin, "--format", "jsonl", BUNDLED_ONNX, *images)
+    assert r.stdout.splitlines() == [json.dumps(rec, ensure_ascii=False) for rec in records]
+    for args in ([], ["--format", "tsv"]):
+        r = run_cpp(cpp_bin, *args, BUNDLED_ONNX, *images)
+        assert r.stdout.splitlines() == [f"{rec['path']}\t{rec['text']}\t{rec['confidence']:.4f}" for rec in records]
+
+
+def test_cpp_uses_the_models_temperature(cpp_bin: Path, iiit5k_sample: list[str], tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """crnn.temperature in the metadata (crnn calibrate + export) changes confidences as in Python."""
+    onnx = pytest.importorskip("onnx")
+
+    def with_temperature(value: str) -> Path:
+        model = onnx.load(str(BUNDLED_ONNX))
+        for prop in model.metadata_props:
+            if prop.key == "crnn.temperature":
+                prop.value = value
+        out = tmp_path / f"t{value}.onnx"
+        onnx.save(model, str(out))
+        return out
+
+    hot = with_temperature("2.5")
+    r = run_cpp(cpp_bin, "--format", "json", hot, *iiit5k_sample)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert_same_records(got, json.loads(python_predict(capsys, hot, "--format", "json", *iiit5k_sample)))
+    plain = json.loads(run_cpp(cpp_bin, "--format", "json", BUNDLED_ONNX, *iiit5k_sample).stdout)
+    assert [g["text"] for g in got] == [p["text"] for p in plain]  # a temperature never changes the argmax
+    assert sum(g["confidence"] for g in got) < sum(p["confidence"] for p in plain) - 0.1  # but flattens
+    bad = with_temperature("-1")
+    r = run_cpp(cpp_bin, bad, iiit5k_sample[0])
+    assert r.returncode == 2 and f"{bad}: crnn.temperature must be a positive number" in r.stderr, r.stderr
+
+
 def test_cpp_bad_model_or_usage(cpp_bin: Path, onnx_model: Path, tmp_path: Path) -> None:
     image = need_shared("data", "eval", "ic03", "images", "0000.jpg")
     r = run_cpp(cpp_bin, tmp_path / "nope.onnx", image)
@@ -137,6 +257,10 @@ def test_cpp_bad_model_or_usage(cpp_bin: Path, onnx_model: Path, tmp_path: Path)
     assert r.returncode == 2 and "fake.onnx is not a loadable ONNX model" in r.stderr, r.stderr
     r = run_cpp(cpp_bin, onnx_model)
     assert r.returncode == 2 and "no IMAGE given" in r.stderr, r.stderr
+    r = run_cpp(cpp_bin, "--format", "csv", onnx_model, image)
+    assert r.returncode == 2 and "--format: format 'csv' is not one of tsv, json, jsonl" in r.stderr, r.stderr
+    r = run_cpp(cpp_bin, "--word-score", "max", onnx_model, image)
+    assert r.returncode == 2 and "--word-score: word score 'max' is not one of mean, min, product" in r.stderr
 
 
 # ---------------------------------------------------------------- bad inputs: the rules of crnn.data.images

@@ -156,7 +156,9 @@ def test_frames_to_pixels_undoes_resize_and_padding() -> None:
     ((x0, x1),) = frames_to_pixels([(24, 24)], (64, 247), 100, 25, 32)
     assert (x0, x1) == (pytest.approx(237.1), 247.0)
     # frames in the right padding (content: frames 0-12) count as the last content frame
-    assert frames_to_pixels([(0, 0), (24, 24)], (32, 50), 100, 25, 32) == ((0.0, 26.0), (26.0, 50.0))
+    clamped = frames_to_pixels([(0, 0), (24, 24)], (32, 50), 100, 25, 32)
+    assert clamped == ((0.0, 26.0), (26.0, 50.0))
+    assert all(type(x) is float for pos in clamped for x in pos)  # not the int width: json prints 50.0
     # twice as tall: resized to half the width, so a frame covers 8 image px
     assert frames_to_pixels([(1, 2)], (64, 50), 100, 25, 32) == ((8.0, 24.0),)
 

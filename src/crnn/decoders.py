@@ -246,4 +246,6 @@ def frames_to_pixels(frames: Sequence[tuple[int, int]], image_hw: tuple[int, int
     cuts = [(e0 + 1 + s1) / 2 for (_, e0), (s1, _) in itertools.pairwise(frames)]
     left = [float(frames[0][0]), *cuts]
     right = [*cuts, float(frames[-1][1] + 1)]
-    return tuple((round(min(a * scale, w), 1), round(min(b * scale, w), 1)) for a, b in zip(left, right, strict=True))
+    clamp = float(w)  # a float even where it clamps (json prints 50.0, as the C++ program and the service)
+    return tuple((round(min(a * scale, clamp), 1), round(min(b * scale, clamp), 1))
+                 for a, b in zip(left, right, strict=True))

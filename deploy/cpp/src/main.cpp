@@ -1,4 +1,5 @@
-// crnn_infer MODEL IMAGE...: print `path<TAB>text<TAB>confidence` per image, like `crnn predict`.
+// crnn_infer MODEL IMAGE...: print `path<TAB>text<TAB>confidence` per image, like `crnn predict`;
+// `--format json|jsonl` adds each symbol's confidence and x range, as `crnn predict --format`.
 //
 // Exit codes: 0 all images recognized; 1 some image could not be read (the others are still
 // printed); 2 bad usage or unusable model.
@@ -10,17 +11,24 @@
 #include <vector>
 
 #include "crnn/recognizer.hpp"
+#include "output.hpp"
 
 namespace {
 
 const char* kUsage =
     "usage: crnn_infer [--threads N] [--batch-size N] [--dynamic-width] [--max-width N]\n"
-    "                  [--list FILE] [--time] MODEL [IMAGE...]\n"
+    "                  [--list FILE] [--format tsv|json|jsonl] [--word-score mean|min|product]\n"
+    "                  [--time] MODEL [IMAGE...]\n"
     "  MODEL          an .onnx model written by `crnn export`\n"
     "  IMAGE          word-image files (any format OpenCV decodes)\n"
     "  --list FILE    also read image paths from FILE, one per line\n"
     "  --threads N    ONNX Runtime intra-op threads (default: one per core)\n"
     "  --batch-size N images per forward pass (default 32)\n"
+    "  --dynamic-width  keep each image's aspect ratio, batches padded to their widest (<= --max-width)\n"
+    "  --max-width N  --dynamic-width's cap (default 800)\n"
+    "  --format F     tsv: path, text, confidence (default); json/jsonl: also each symbol's\n"
+    "                 confidence and x range in the image's pixels (as `crnn predict --format`)\n"
+    "  --word-score S word confidence from the symbols' ones: mean (default, as PaddleOCR), min, product\n"
     "  --time         print images/s (decoding + preprocessing + inference) to stderr\n";
 
 int usage_error(const std::string& msg) {
@@ -36,13 +44,35 @@ bool parse_int(const char* s, int* out) {
   return true;
 }
 
-}  // namespace
+// One line per image (tsv, jsonl) or one JSON array (json, as json.dumps(records, indent=2)), in input order.
+void print_predictions(crnn::Format format, const std::vector<std::string>& paths, const std::vector<size_t>& good,
+                       const std::vector<crnn::Prediction>& preds) {
+  if (format == crnn::Format::json && good.empty()) return;  // as `crnn predict`: nothing when no image was read
+  if (format == crnn::Format::json) std::fputs("[\n", stdout);
+  for (size_t j = 0; j < good.size(); ++j) {
+    const std::string& path = paths[good[j]];
+    if (format == crnn::Format::tsv) {
+      std::printf("%s\n", crnn::tsv_line(path, preds[j]).c_str());
+    } else if (format == crnn::Format::jsonl) {
+      std::printf("%s\n", crnn::prediction_json(path, preds[j], -1, 0).c_str());
+    } else {
+      std::printf("  %s%s\n", crnn::prediction_json(path, preds[j], 2, 1).c_str(), j + 1 < good.size() ? "," : "");
+    }
+  }
+  if (format == crnn::Format::json) std::fputs("]\n", stdout);
+}
 
-int main(int argc, char** argv) {
+// The command line; parse_args returns -1 to go on, else the exit code (0 after --help, 2 for bad usage).
+struct Args {
   crnn::Options opt;
   std::vector<std::string> positional;
   std::string list_file;
   bool timing = false;
+  crnn::Format format = crnn::Format::tsv;
+};
+
+int parse_args(int argc, char** argv, Args& args) {
+  crnn::Options& opt = args.opt;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto int_arg = [&](int* dst) {
@@ -61,23 +91,41 @@ int main(int argc, char** argv) {
       if (!int_arg(&opt.max_width) || opt.max_width < 1) return usage_error("--max-width needs a number >= 1");
     } else if (a == "--dynamic-width") {
       opt.dynamic_width = true;
+    } else if (a == "--format" || a == "--word-score") {
+      if (i + 1 >= argc) return usage_error(a + " needs a value");
+      try {
+        if (a == "--format") args.format = crnn::parse_format(argv[++i]);
+        else opt.word_score = crnn::parse_word_score(argv[++i]);
+      } catch (const crnn::Error& e) {
+        return usage_error(a + ": " + e.what());
+      }
     } else if (a == "--time") {
-      timing = true;
+      args.timing = true;
     } else if (a == "--list") {
       if (i + 1 >= argc) return usage_error("--list needs a file");
-      list_file = argv[++i];
+      args.list_file = argv[++i];
     } else if (a.size() > 1 && a[0] == '-') {
       return usage_error("unknown option " + a);
     } else {
-      positional.push_back(a);
+      args.positional.push_back(a);
     }
   }
+  return -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  if (int rc = parse_args(argc, argv, args); rc >= 0) return rc;
+  const crnn::Options& opt = args.opt;
+  const std::vector<std::string>& positional = args.positional;
   if (positional.empty()) return usage_error("no MODEL given");
   const std::string model = positional[0];
   std::vector<std::string> paths(positional.begin() + 1, positional.end());
-  if (!list_file.empty()) {
-    std::ifstream f(list_file);
-    if (!f) return usage_error("cannot read --list file " + list_file);
+  if (!args.list_file.empty()) {
+    std::ifstream f(args.list_file);
+    if (!f) return usage_error("cannot read --list file " + args.list_file);
     for (std::string line; std::getline(f, line);)
       if (!line.empty()) paths.push_back(line);
   }
@@ -112,9 +160,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  for (size_t j = 0; j < good.size(); ++j)
-    std::printf("%s\t%s\t%.4f\n", paths[good[j]].c_str(), preds[j].text.c_str(), preds[j].confidence);
-  if (timing)
+  print_predictions(args.format, paths, good, preds);
+  if (args.timing)
     std::fprintf(stderr, "crnn_infer: %zu images in %.3f s (%.1f images/s)\n", good.size(), secs,
                  secs > 0 ? good.size() / secs : 0.0);
   return failed ? 1 : 0;

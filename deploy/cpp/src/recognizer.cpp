@@ -60,6 +60,11 @@ Recognizer::Recognizer(const std::string& model_path, const Options& options)
   impl_->info = parse_model_info(lookup(meta, "crnn.charset", model_path),
                                  lookup(meta, "crnn.image_shape", model_path),
                                  lookup(meta, "crnn.img_mode", model_path), version, model_path);
+  {  // optional crnn.temperature (confidence calibration), as crnn.onnx_backend.parse_metadata
+    Ort::AllocatorWithDefaultOptions alloc;
+    Ort::AllocatedStringPtr t = meta.LookupCustomMetadataMapAllocated("crnn.temperature", alloc);
+    if (t) impl_->info.temperature = parse_temperature(t.get(), model_path);
+  }
   Ort::AllocatorWithDefaultOptions alloc;
   impl_->input_name = impl_->session->GetInputNameAllocated(0, alloc).get();
   impl_->output_name = impl_->session->GetOutputNameAllocated(0, alloc).get();
@@ -128,8 +133,16 @@ std::vector<Prediction> Recognizer::recognize(const std::vector<cv::Mat>& images
       resize_norm(images[order[start + j]], mi, width, batch.data() + per_row * width * j);
     int steps = 0, classes = 0;
     std::vector<float> logits = run(batch, n, width, &steps, &classes);
-    std::vector<Prediction> preds = greedy_decode(logits.data(), n, steps, classes, mi.chars);
-    for (int j = 0; j < n; ++j) out[order[start + j]] = std::move(preds[j]);
+    std::vector<Prediction> preds =
+        greedy_decode(logits.data(), n, steps, classes, mi.chars, opt.word_score, mi.temperature);
+    for (int j = 0; j < n; ++j) {
+      // CTC frames -> this image's pixels, as crnn.Recognizer.decode_arrays; content_w: the width
+      // resize_norm gave the image inside the `width`-wide input.
+      const cv::Mat& im = images[order[start + j]];
+      const int content_w = resized_width(im.rows, im.cols, mi.height, width);
+      preds[j].char_positions = frames_to_pixels(preds[j].char_frames, im.cols, width, steps, content_w);
+      out[order[start + j]] = std::move(preds[j]);
+    }
   }
   return out;
 }

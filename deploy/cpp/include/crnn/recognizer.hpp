@@ -8,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <opencv2/core.hpp>
@@ -21,9 +22,19 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// How a word's confidence is made from its symbols' ones (crnn.decode.word_score).
+enum class WordScore { mean, min, product };  // mean is PaddleOCR's
+
+// A recognised word: the fields of Python's crnn.Prediction (greedy decoding).
 struct Prediction {
-  std::string text;         // UTF-8
-  float confidence = 0.0f;  // mean max-probability of the kept CTC steps; 0 if nothing was kept
+  std::string text;                   // UTF-8
+  double confidence = 0.0;            // word score of char_confidences (float64, as Python); 0 if empty
+  std::vector<std::string> chars;     // the symbols of text, one per CTC emission (text = their concatenation)
+  std::vector<float> char_confidences;  // probability of each symbol at the first frame it was read on
+  std::vector<std::pair<int, int>> char_frames;  // each symbol's first and last CTC frame (inclusive)
+  // Each symbol's [x0, x1) in the input image's pixels, rounded to 0.1 px; filled in by Recognizer
+  // (it knows how the image was resized and padded), empty from greedy_decode alone.
+  std::vector<std::pair<double, double>> char_positions;
 };
 
 // What the model's metadata says (written by `crnn export`).
@@ -32,6 +43,7 @@ struct ModelInfo {
   bool lower = false;              // the charset lower-cases labels (informational here)
   int channels = 3, height = 32, width = 100;  // image_shape [C, H, W]
   std::string img_mode = "BGR";    // channel order the model was trained with
+  double temperature = 1.0;        // optional crnn.temperature: logits are divided by it (calibration)
 };
 
 struct Options {
@@ -39,6 +51,7 @@ struct Options {
   int batch_size = 32;         // images per forward pass
   bool dynamic_width = false;  // as Recognizer(dynamic_width=True): pad batches to their widest image
   int max_width = 800;         // dynamic_width's cap
+  WordScore word_score = WordScore::mean;  // Prediction::confidence from the symbols' confidences
 };
 
 // Parsed crnn metadata from an ONNX model's metadata_props; throws Error naming `name` and the key.
@@ -59,9 +72,28 @@ int resized_width(int h, int w, int image_h, int image_w);
 // model's channel order, scaled to [-1, 1], zero right padding. `width` is the tensor width W.
 void resize_norm(const cv::Mat& bgr, const ModelInfo& info, int width, float* out);
 
-// Greedy CTC decoding of logits (B, T, K) (row-major): softmax, argmax, merge repeats, drop blanks.
+// Greedy CTC decoding of logits (B, T, K) (row-major), as crnn.decoders.Decoder with its default options:
+// logits / temperature (float32, skipped at 1), softmax, argmax, merge repeats, drop blanks. A symbol's
+// confidence is the probability at the first step of its run, its frames the whole run.
 std::vector<Prediction> greedy_decode(const float* logits, int batch, int steps, int classes,
-                                      const std::vector<std::string>& chars);
+                                      const std::vector<std::string>& chars,
+                                      WordScore word_score = WordScore::mean, double temperature = 1.0);
+
+// crnn.decode.word_score: mean, min or product of the symbols' confidences, in float64; 0 if empty.
+double word_score(const std::vector<float>& char_confidences, WordScore how);
+
+// "mean" | "min" | "product" -> WordScore; throws Error naming the value otherwise.
+WordScore parse_word_score(const std::string& name);
+
+// The value of crnn.temperature (a positive number); throws Error naming `name` otherwise.
+double parse_temperature(const std::string& value, const std::string& name);
+
+// crnn.decoders.frames_to_pixels: each symbol's [x0, x1) in an image image_w pixels wide, from its CTC
+// frames, for an input tensor of width input_w read as num_frames frames, whose first content_w columns
+// hold the resized image (the rest is right padding). Rounded to 0.1 px as Python's round(x, 1).
+std::vector<std::pair<double, double>> frames_to_pixels(const std::vector<std::pair<int, int>>& frames,
+                                                        int image_w, int input_w, int num_frames,
+                                                        int content_w);
 
 class Recognizer {
  public:
