@@ -248,6 +248,9 @@ class GlobalConfig:
     pretrained_sha256: str | None = None
     channels_last: bool = True  # faster convolutions on CPU; numerically equivalent
     compile: bool = False  # torch.compile the training step's model (minutes to compile; needs a C++ compiler)
+    # run each process's batch as chunks of at most this many samples whose gradients add up before one
+    # optimizer step (same gradient; BatchNorm sees each chunk's statistics): docs/training_throughput.md
+    micro_batch_size: int | None = None
     strict_data: bool = False  # raise on an unusable sample instead of skipping and counting it
     ema_decay: float | None = None  # keep an exponential moving average of the weights
     use_sync_bn: bool = False  # SyncBatchNorm across DDP ranks (GPUs only: a PyTorch limitation)
@@ -437,6 +440,7 @@ def _validate_numbers(cfg: Config) -> None:
     positive = [("Global.epoch_num", g.epoch_num), ("Global.print_batch_step", g.print_batch_step),
                 ("Global.log_smooth_window", g.log_smooth_window), ("Global.max_text_length", g.max_text_length),
                 ("Global.max_steps", g.max_steps), ("Global.num_threads", g.num_threads),
+                ("Global.micro_batch_size", g.micro_batch_size),
                 ("Optimizer.lr.learning_rate", lr.learning_rate)]
     non_negative = [("Global.save_epoch_step", g.save_epoch_step), ("Global.save_latest_step", g.save_latest_step),
                     ("Optimizer.lr.warmup_epoch", lr.warmup_epoch), ("Optimizer.lr.warmup_steps", lr.warmup_steps),
