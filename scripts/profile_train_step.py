@@ -8,6 +8,7 @@ the CPU flags; the numbers depend on them).
 
     python scripts/profile_train_step.py -c configs/rec/rec_mv3_none_bilstm_ctc.yml --batch 64 --threads 1 2
     python scripts/profile_train_step.py -c configs/train/crnn_mv3_en_r7.yml --batch 32 --threads 1 --amp --compile
+    python scripts/profile_train_step.py --batch 256 --samples 256 --threads 2 --micro 0 128 64 32 --steps 3
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from crnn.config import load_config
 from crnn.data.augment import rec_aug
 from crnn.data.datasets import Item, build_sources
 from crnn.data.images import decode_image
-from crnn.data.loader import make_collate
+from crnn.data.loader import make_collate, split_batch
 from crnn.data.transforms import resize_norm, to_model_order
 from crnn.loss import ctc_loss
 from crnn.models import build_model
@@ -70,31 +71,40 @@ def data_stages(cfg_path: str, n: int, batch: int) -> tuple[dict[str, float], li
 
 
 def model_stages(cfg_path: str, items: list[Item], batch: int, threads: int, amp: bool, compiled: bool,
-                 steps: int) -> dict[str, float]:
-    """Milliseconds per batch of forward, loss, backward and optimizer step (median of ``steps``)."""
+                 steps: int, micro: int | None = None) -> dict[str, float]:
+    """Milliseconds per batch of forward, loss, backward and optimizer step (median of ``steps``).
+
+    ``micro``: run the batch as chunks of at most this many samples, as ``Global.micro_batch_size`` does
+    (stages summed over the chunks).
+    """
     torch.set_num_threads(threads)
     cfg = load_config(cfg_path)
     charset = Charset.from_config(cfg.Global.character_dict_path, cfg.Global.use_space_char)
     model = build_model(cfg.Architecture, charset.num_classes).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = build_optimizer(list(model.parameters()), cfg.Optimizer)
     fwd = torch.compile(model) if compiled else model
-    b = make_collate(charset)(items[:batch])
-    images = b.images.contiguous(memory_format=torch.channels_last)
+    chunks = split_batch(make_collate(charset)(items[:batch]), micro or batch)
     rows: dict[str, list[float]] = {k: [] for k in ("forward", "loss", "backward", "optimizer")}
     for step in range(steps + 3):  # three warm-up steps (and compilation) are not counted
-        t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-            logits = fwd(images)
-        t1 = time.perf_counter()
-        loss = ctc_loss(logits, b.targets, b.target_lengths)
-        t2 = time.perf_counter()
+        times = dict.fromkeys(rows, 0.0)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        t3 = time.perf_counter()
-        opt.step()
+        for b in chunks:
+            images = b.images.contiguous(memory_format=torch.channels_last)
+            t0 = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                logits = fwd(images)
+            t1 = time.perf_counter()
+            loss = ctc_loss(logits, b.targets, b.target_lengths) * (len(b.texts) / batch)
+            t2 = time.perf_counter()
+            loss.backward()
+            t3 = time.perf_counter()
+            for name, dt in zip(("forward", "loss", "backward"), (t1 - t0, t2 - t1, t3 - t2), strict=True):
+                times[name] += dt
         t4 = time.perf_counter()
+        opt.step()
+        times["optimizer"] = time.perf_counter() - t4
         if step >= 3:
-            for name, dt in zip(rows, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            for name, dt in times.items():
                 rows[name].append(1000 * dt)
     return {k: float(np.median(v)) for k, v in rows.items()}
 
@@ -106,6 +116,8 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=512, help="real samples timed through the data stages")
     ap.add_argument("--threads", type=int, nargs="+", default=[1])
     ap.add_argument("--steps", type=int, default=8)
+    ap.add_argument("--micro", type=int, nargs="+", default=[0],
+                    help="also time the batch as chunks of these sizes (Global.micro_batch_size); 0: whole batch")
     ap.add_argument("--amp", action="store_true", help="also time bf16 autocast")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile")
     ap.add_argument("--json", help="write the results here too")
@@ -117,15 +129,16 @@ def main() -> None:
           + f"; total {data_ms:.2f}")
     layouts = [("fp32", False, False)] + [("bf16", True, False)] * args.amp + [("compile", False, True)] * args.compile
     report: dict[str, object] = {"cpu": cpu_flags(), "config": args.config, "batch": args.batch, "data_ms": data}
-    for threads in args.threads:
+    for threads, micro in ((t, m) for t in args.threads for m in args.micro):
         for name, amp, compiled in layouts:
-            m = model_stages(args.config, items, args.batch, threads, amp, compiled, args.steps)
+            m = model_stages(args.config, items, args.batch, threads, amp, compiled, args.steps, micro or None)
+            label = f"{name}_micro{micro}" if micro else name
             step_ms = sum(m.values())
             core_ms = step_ms * threads / args.batch  # core-milliseconds per sample
-            print(f"{threads} thread(s) {name}: " + ", ".join(f"{k} {v:.0f}" for k, v in m.items())
+            print(f"{threads} thread(s) {label}: " + ", ".join(f"{k} {v:.0f}" for k, v in m.items())
                   + f" ms/batch; {args.batch * 1000 / step_ms:.0f} images/s model-only; data is "
                   f"{100 * data_ms / (data_ms + core_ms):.0f}% of the core time per sample")
-            report[f"{threads}t_{name}"] = m
+            report[f"{threads}t_{label}"] = m
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 

@@ -1,13 +1,17 @@
-"""Training throughput, side by side in one run: crnn at a base commit vs crnn now (vs PaddleOCR).
+"""Training throughput, side by side in one run: crnn at a base commit vs crnn now, in one or more layouts.
 
 Each contender runs the real ``crnn train`` for a number of steps from the same config, in turns
-(A B A B ...) so that a change in machine load hits both; images/s is read from each run's
+(A B C A B C ...) so that a change in machine load hits all; images/s is read from each run's
 ``metrics.jsonl`` (the first logged interval, which holds start-up and warm-up, is dropped). The
 base commit is checked out into a temporary ``git worktree`` and run with ``PYTHONPATH`` pointing at
-its ``src``: the same Python environment, only crnn's code differs.
+its ``src``: the same Python environment, only crnn's code differs. ``--now NAME=ARGS`` adds a
+contender of the current tree with extra ``crnn train`` arguments (``-o`` overrides, ``--nproc``);
+without it the current tree runs as the base does.
 
     python scripts/train_throughput.py --config configs/rec/rec_mv3_none_bilstm_ctc.yml \\
-        --base 8999c23 --steps 40 --repeats 2 --json docs/bench/train_throughput.json
+        --base 8999c23 --steps 16 --repeats 2 --json docs/bench/train_throughput_seed.json \\
+        --now "micro64=-o Global.micro_batch_size=64" \\
+        --now "auto+micro64=--nproc auto -o Global.micro_batch_size=64"
     python scripts/train_throughput.py --config configs/train/crnn_mv3_en_r7.yml --nproc 2 \\
         -o Train.loader.batch_size_per_card=32
 
@@ -22,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -47,13 +52,16 @@ def cpu_flags() -> str:
     return f"{model}; {os.cpu_count()} logical CPUs; {' '.join(keep)}"
 
 
-def run_crnn(src: Path, config: str, overrides: list[str], steps: int, nproc: int, out: Path) -> float:
-    """Run ``crnn train`` from ``src`` for ``steps`` steps; returns median images/s after warm-up."""
+def run_crnn(src: Path, config: str, args: list[str], steps: int, out: Path) -> float:
+    """Run ``crnn train`` from ``src`` for ``steps`` steps; returns median images/s after warm-up.
+
+    ``args``: extra ``crnn train`` arguments; every ``-o`` group is joined after the run's own overrides.
+    """
     env = {**os.environ, "PYTHONPATH": str(src)}
     every = max(1, steps // 8)
-    cmd = [sys.executable, "-m", "crnn", "train", "-c", config, "--nproc", str(nproc), "-o",
+    cmd = [sys.executable, "-m", "crnn", "train", "-c", config, *args, "-o",
            f"Global.max_steps={steps}", f"Global.print_batch_step={every}", f"Global.save_model_dir={out}",
-           "Global.eval_batch_step=[0, 0]", EVAL_OVERRIDE, *overrides]
+           "Global.eval_batch_step=[0, 0]", EVAL_OVERRIDE]
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines() if ln]
     ips = [r["img_s"] for r in rows if r.get("kind") == "train"][1:]
@@ -62,39 +70,64 @@ def run_crnn(src: Path, config: str, overrides: list[str], steps: int, nproc: in
     return statistics.median(ips)
 
 
+def contenders(args: argparse.Namespace, base_src: Path) -> dict[str, tuple[Path, list[str]]]:
+    """name -> (src folder, crnn train arguments) for the base and every ``--now`` layout."""
+    common = ["--nproc", str(args.nproc), *(["-o", *args.override] if args.override else [])]
+    out = {"base": (base_src, common)}
+    for spec in args.now or ["now="]:
+        name, _, extra = spec.partition("=")
+        out[name] = (ROOT / "src", [*common, *shlex.split(extra)])
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/rec/rec_mv3_none_bilstm_ctc.yml")
-    ap.add_argument("-o", "--override", nargs="*", default=[], help="extra -o overrides for both contenders")
+    ap.add_argument("-o", "--override", nargs="*", default=[], help="extra -o overrides for every contender")
     ap.add_argument("--base", default="8999c23", help="the commit to compare with")
     ap.add_argument("--steps", type=int, default=40, help="optimizer steps per run")
     ap.add_argument("--repeats", type=int, default=2, help="runs per contender, interleaved")
-    ap.add_argument("--nproc", type=int, default=1)
+    ap.add_argument("--nproc", type=int, default=1, help="crnn train --nproc of every contender")
+    ap.add_argument("--now", action="append", metavar="NAME=ARGS",
+                    help="a contender of the current tree with extra crnn train arguments (repeatable)")
     ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args()
 
-    results: dict[str, list[float]] = {"base": [], "now": []}
     with tempfile.TemporaryDirectory(prefix="crnn-throughput-") as tmp:
         base_tree = Path(tmp) / "base"
+        runs = contenders(args, base_tree / "src")
+        results: dict[str, list[float]] = {name: [] for name in runs}
         subprocess.run(["git", "worktree", "add", "--detach", "-q", str(base_tree), args.base], cwd=ROOT, check=True)
         try:
             for r in range(args.repeats):
-                for name, src in (("base", base_tree / "src"), ("now", ROOT / "src")):
-                    ips = run_crnn(src, args.config, args.override, args.steps, args.nproc,
-                                   Path(tmp) / f"{name}{r}")
+                for name, (src, extra) in runs.items():
+                    ips = run_crnn(src, args.config, extra, args.steps, Path(tmp) / f"{name}{r}")
                     results[name].append(ips)
                     print(f"run {r} {name}: {ips:.1f} images/s", flush=True)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT, check=False)
-    base, now = statistics.median(results["base"]), statistics.median(results["now"])
-    report = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_flags(), "config": args.config,
-              "overrides": args.override, "nproc": args.nproc, "steps": args.steps, "base_commit": args.base,
-              "base_img_s": results["base"], "now_img_s": results["now"], "ratio_now_over_base": now / base}
+    base = statistics.median(results["base"])
+    report = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_flags(), "load_avg": os.getloadavg(),
+              "config": args.config, "overrides": args.override, "steps": args.steps, "repeats": args.repeats,
+              "base_commit": args.base, "now_commit": git_head(),
+              "contenders": {name: {"args": extra, "img_s": results[name],
+                                    "median": statistics.median(results[name]),
+                                    "ratio_over_base": statistics.median(results[name]) / base}
+                             for name, (_, extra) in runs.items()}}
     print(f"cpu: {report['cpu']}")
-    print(f"{args.config} {' '.join(args.override)} (nproc {args.nproc}, {args.steps} steps x {args.repeats})")
-    print(f"crnn {args.base}: {base:.1f} images/s | crnn now: {now:.1f} images/s | ratio {now / base:.2f}x")
+    print(f"{args.config} {' '.join(args.override)} ({args.steps} steps x {args.repeats}, interleaved)")
+    for name, row in report["contenders"].items():  # type: ignore[attr-defined]
+        print(f"{name:>16}: {row['median']:.1f} images/s ({row['ratio_over_base']:.2f}x)  {' '.join(row['args'])}")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def git_head() -> str:
+    """The current tree's commit (with ``+dirty`` when it has uncommitted changes)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout
+    return head.strip() + ("+dirty" if dirty.strip() else "")
 
 
 if __name__ == "__main__":

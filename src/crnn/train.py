@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import signal
@@ -21,7 +22,7 @@ from crnn import checkpoint
 from crnn.charset import Charset
 from crnn.config import Config
 from crnn.data.datasets import build_dataset, train_label_check
-from crnn.data.loader import Batch, build_loader
+from crnn.data.loader import Batch, build_loader, split_batch
 from crnn.decode import greedy_decode
 from crnn.decoders import build_decoder
 from crnn.distributed import DistInfo, barrier, broadcast, cleanup, init_distributed
@@ -250,18 +251,37 @@ class Trainer:
             self.save("best_accuracy")
         barrier(self.info)
 
+    def _forward_backward(self, batch: Batch, amp_dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Forward and backward over ``batch`` in chunks of ``Global.micro_batch_size`` (one chunk when unset).
+
+        Each chunk's mean CTC loss is weighted by its share of the batch, so the gradients that add up
+        in ``.grad`` are those of the batch's mean loss; only BatchNorm differs (it normalises each
+        chunk with the chunk's statistics). Returns the (B, T, C) logits (detached) and the mean loss.
+        """
+        g, device = self.cfg.Global, self.info.device
+        chunks = split_batch(batch, g.micro_batch_size) if g.micro_batch_size else [batch]
+        ddp = self.forward if isinstance(self.forward, DistributedDataParallel) else None
+        n, outputs, loss = len(batch.texts), [], torch.zeros((), device=device)
+        for i, chunk in enumerate(chunks):
+            images = chunk.images.to(device)
+            if g.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            # DDP averages gradients across ranks in the last chunk's backward only: one exchange per step
+            with ddp.no_sync() if ddp is not None and i < len(chunks) - 1 else contextlib.nullcontext():
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=g.use_amp):
+                    logits = self.forward(images)
+                part = ctc_loss(logits, chunk.targets.to(device), chunk.target_lengths.to(device),
+                                self.cfg.Loss.use_focal_loss) * (len(chunk.texts) / n)
+                part.backward()
+            outputs.append(logits.detach())
+            loss += part.detach()
+        return (outputs[0] if len(outputs) == 1 else torch.cat(outputs)), loss
+
     def train_step(self, batch: Batch, amp_dtype: torch.dtype) -> torch.Tensor:
         """Forward, CTC loss, backward, clip, optimizer, schedule and EMA; returns (B, T, C) logits."""
         g = self.cfg.Global
-        images = batch.images.to(self.info.device)
-        if g.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.info.device.type, dtype=amp_dtype, enabled=g.use_amp):
-            logits = self.forward(images)
-        self.loss = ctc_loss(logits, batch.targets.to(self.info.device), batch.target_lengths.to(self.info.device),
-                             self.cfg.Loss.use_focal_loss)
         self.optimizer.zero_grad(set_to_none=True)
-        self.loss.backward()
+        logits, self.loss = self._forward_backward(batch, amp_dtype)
         if self.progress.step < g.freeze_backbone_steps:
             # no gradient = no update (Adam and weight decay skip it); works under DDP, unlike requires_grad
             for p in self.model.backbone.parameters():  # type: ignore[union-attr]

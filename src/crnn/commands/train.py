@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import subprocess
 import sys
 
@@ -16,8 +17,9 @@ HELP = "train a model from a YAML config"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the ``crnn train`` options to ``p``."""
     add_config_args(p)
-    p.add_argument("--nproc", type=int, default=1,
-                   help="processes on this machine (DDP via torchrun; batch_size_per_card is per process)")
+    p.add_argument("--nproc", default="1",
+                   help="processes on this machine (DDP via torchrun; batch_size_per_card is per process); "
+                        "auto: on CPU one single-thread rank per core, sharing batch_size_per_card")
 
 
 def wait_forwarding_signals(proc: subprocess.Popen[bytes]) -> int:
@@ -53,12 +55,18 @@ def run(args: argparse.Namespace) -> int:
     from crnn.config import load_config
 
     cfg = load_config(args.config, args.override)  # fail on a bad config before starting processes
-    if args.nproc > 1:
+    from crnn.distributed import plan_launch
+
+    try:
+        launch = plan_launch(args.nproc, cfg.Global.use_gpu, cfg.Train.loader.batch_size_per_card if cfg.Train else 1)
+    except ValueError as e:
+        print(f"crnn train: {e}", file=sys.stderr)
+        return 2
+    if launch.nproc > 1:
         # a thin wrapper around torchrun: the same command, one process per rank
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(args.nproc),
-               "-m", "crnn", "train", "-c", args.config, *(["-o", *args.override] if args.override else [])]
+        cmd = launch.torchrun(args.config, args.override)
         log.info("running %s", " ".join(cmd))
-        return wait_forwarding_signals(subprocess.Popen(cmd))
+        return wait_forwarding_signals(subprocess.Popen(cmd, env={**os.environ, **launch.env}))
     from crnn.train import TrainingStoppedError, train
 
     try:

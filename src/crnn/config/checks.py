@@ -111,6 +111,7 @@ def check_numbers(cfg: Config) -> None:
     positive = [("Global.epoch_num", g.epoch_num), ("Global.print_batch_step", g.print_batch_step),
                 ("Global.log_smooth_window", g.log_smooth_window), ("Global.max_text_length", g.max_text_length),
                 ("Global.max_steps", g.max_steps), ("Global.num_threads", g.num_threads),
+                ("Global.micro_batch_size", g.micro_batch_size),
                 ("Optimizer.lr.learning_rate", lr.learning_rate)]
     non_negative = [("Global.save_epoch_step", g.save_epoch_step), ("Global.save_latest_step", g.save_latest_step),
                     ("Optimizer.lr.warmup_epoch", lr.warmup_epoch), ("Optimizer.lr.warmup_steps", lr.warmup_steps),

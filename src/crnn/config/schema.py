@@ -244,6 +244,9 @@ class GlobalConfig:
     pretrained_sha256: str | None = None
     channels_last: bool = True  # faster convolutions on CPU; numerically equivalent
     compile: bool = False  # torch.compile the training step's model (minutes to compile; needs a C++ compiler)
+    # run each process's batch as chunks of at most this many samples whose gradients add up before one
+    # optimizer step (same gradient; BatchNorm sees each chunk's statistics): docs/training_throughput.md
+    micro_batch_size: int | None = None
     strict_data: bool = False  # raise on an unusable sample instead of skipping and counting it
     ema_decay: float | None = None  # keep an exponential moving average of the weights
     use_sync_bn: bool = False  # SyncBatchNorm across DDP ranks (GPUs only: a PyTorch limitation)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import random
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -16,6 +15,8 @@ from torch.utils.data import DataLoader
 from crnn.charset import Charset
 from crnn.config import LoaderConfig
 from crnn.data.datasets import Item, RecDataset
+from crnn.distributed import local_world_size
+from crnn.threads import available_cores
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,30 @@ def make_collate(charset: Charset) -> Callable[[list[Item | None]], Batch]:
     return collate
 
 
+def split_batch(batch: Batch, size: int) -> list[Batch]:
+    """``batch`` as ceil(B / size) chunks of near-equal size (at most ``size``), in order.
+
+    Near-equal rather than ``size, size, ..., rest``: a last chunk of one sample would fail in
+    BatchNorm's training mode, and equal shapes keep ``torch.compile`` from recompiling.
+    """
+    n = len(batch.texts)
+    k = max(1, -(-n // size))
+    if k == 1:
+        return [batch]
+    sizes = [n // k + (i < n % k) for i in range(k)]
+    # each chunk's labels are the next sum(target_lengths) ids of the concatenated targets
+    lengths = torch.split(batch.target_lengths, sizes)
+    targets = torch.split(batch.targets, [int(t.sum()) for t in lengths])
+    chunks: list[Batch] = []
+    start = 0
+    for images, tgt, lens, m in zip(torch.split(batch.images, sizes), targets, lengths, sizes, strict=True):
+        # the batch's count of unreadable images goes with the first chunk, so chunks sum to the batch
+        chunks.append(Batch(images, tgt, lens, batch.texts[start:start + m], batch.keys[start:start + m],
+                            0 if chunks else batch.skipped))
+        start += m
+    return chunks
+
+
 def _ignore_interrupts(worker_id: int) -> None:
     """Workers leave Ctrl-C to the main process, which stops after its step and saves (crnn.train)."""
     import signal
@@ -115,15 +140,18 @@ def _ignore_interrupts(worker_id: int) -> None:
 
 
 @functools.cache
-def usable_workers(requested: int) -> int:
-    """``requested`` loader workers, at most one per core this process may run on.
+def usable_workers(requested: int, ranks: int = 1) -> int:
+    """``requested`` loader workers, at most one per core of this process's share of the cores.
 
     Configs written for big machines (PaddleOCR's ask for 4-8) would otherwise start more worker
     processes than cores on a laptop, which only adds contention (and PyTorch's warning); logged once.
+    The ``ranks`` training processes of one machine share its cores, so each gets ``cores // ranks``
+    (at least one: a rank without workers would decode in its training thread).
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = max(1, available_cores() // ranks)
     if requested > cores:
-        log.info("loader.num_workers %d > %d usable cores: using %d", requested, cores, cores)
+        log.info("loader.num_workers %d > %d usable cores%s: using %d", requested, cores,
+                 f" per rank ({ranks} ranks on this machine)" if ranks > 1 else "", cores)
         return cores
     return requested
 
@@ -132,7 +160,7 @@ def build_loader(dataset: RecDataset, cfg: LoaderConfig, charset: Charset, seed:
                  rank: int = 0, world_size: int = 1) -> tuple[DataLoader[Batch], EpochSampler]:
     """DataLoader + its sampler for a dataset (``batch_size_per_card`` is per process)."""
     sampler = EpochSampler(dataset, cfg.shuffle, seed, rank, world_size, cfg.drop_last)
-    workers = usable_workers(cfg.num_workers)
+    workers = usable_workers(cfg.num_workers, local_world_size())
     loader: DataLoader[Batch] = DataLoader(
         dataset,  # type: ignore[arg-type]
         batch_size=cfg.batch_size_per_card,
