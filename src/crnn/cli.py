@@ -128,8 +128,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{path} not found")
     from crnn.evaluate import Miss, Record, evaluate_sets, format_table, load_eval_model, write_json, write_misses
 
-    cfg, model, charset, path = load_eval_model(args.model or args.checkpoint, args.config, list(args.override),
-                                                args.threads)
+    cfg, model, charset, path, spec = load_eval_model(args.model or args.checkpoint, args.config,
+                                                      list(args.override), args.threads)
     if cfg.Eval is None:
         raise ConfigError("no Eval section: give -c CONFIG with one, or --sets DIR ...")
     dataset_cfg = dataclasses.replace(sets, transforms=cfg.Eval.dataset.transforms) if sets else cfg.Eval.dataset
@@ -140,7 +140,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     misses: dict[str, list[Miss]] | None = {} if args.errors else None
     records: dict[str, tuple[list[Record], Any]] | None = {} if args.calibration or args.report else None
     result = evaluate_sets(model, cfg, charset, dataset_cfg, cfg.Eval.loader, is_filter=args.filter,
-                           misses=misses, decoder=decoder, records=records)
+                           misses=misses, decoder=decoder, records=records, preprocess=spec)
     result["decoder"] = dataclasses.asdict(cfg.PostProcess)
     result["checkpoint"] = path
     print(format_table(result))
