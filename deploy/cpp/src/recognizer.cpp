@@ -60,6 +60,13 @@ Recognizer::Recognizer(const std::string& model_path, const Options& options)
   impl_->info = parse_model_info(lookup(meta, "crnn.charset", model_path),
                                  lookup(meta, "crnn.image_shape", model_path),
                                  lookup(meta, "crnn.img_mode", model_path), version, model_path);
+  // The preprocessing spec; absent from exports before it, which were all padded (the defaults).
+  Ort::AllocatorWithDefaultOptions meta_alloc;
+  Ort::AllocatedStringPtr spec = meta.LookupCustomMetadataMapAllocated("crnn.preprocess", meta_alloc);
+  if (spec) parse_preprocess(spec.get(), model_path, &impl_->info);
+  if (options.dynamic_width && !impl_->info.padding)  // as crnn.Recognizer(dynamic_width=True)
+    throw Error("dynamic_width needs a model that pads its inputs; " + model_path +
+                " stretches them (RecResizeImg padding: false)");
   Ort::AllocatorWithDefaultOptions alloc;
   impl_->input_name = impl_->session->GetInputNameAllocated(0, alloc).get();
   impl_->output_name = impl_->session->GetOutputNameAllocated(0, alloc).get();
