@@ -62,12 +62,12 @@ def main() -> None:
             "sets": {}, "mean_acc": {}, "total_acc": {}, "seconds": {}}
         texts: dict[str, dict[str, dict[str, str]]] = {}
         for name, path in models.items():
-            cfg, model, charset, _ = load_eval_model(path, None, [], args.threads)
+            cfg, model, charset, _, spec = load_eval_model(path, None, [], args.threads)
             assert cfg.Eval is not None  # the checkpoints' configs have one
             data = sets_dataset([f"{args.eval_root}/{s}" for s in EVAL_SETS], "labels.tsv", cfg.Eval.dataset.transforms)
             t0 = time.perf_counter()
             res = evaluate_sets(model, cfg, charset, data, cfg.Eval.loader, is_filter=True,
-                                texts=texts.setdefault(name, {}))
+                                texts=texts.setdefault(name, {}), preprocess=spec)
             result["seconds"][name] = time.perf_counter() - t0
             result["mean_acc"][name], result["total_acc"][name] = res["mean"]["acc"], res["total"]["acc"]
             for set_name, r in res["sets"].items():

@@ -31,7 +31,7 @@ from crnn.data.augment import rec_aug
 from crnn.data.datasets import Item, build_sources
 from crnn.data.images import decode_image
 from crnn.data.loader import make_collate, split_batch
-from crnn.data.transforms import resize_norm, to_model_order
+from crnn.data.preprocess import Preprocess
 from crnn.loss import ctc_loss
 from crnn.models import build_model
 from crnn.optim import build_optimizer
@@ -42,6 +42,7 @@ def data_stages(cfg_path: str, n: int, batch: int) -> tuple[dict[str, float], li
     cfg = load_config(cfg_path)
     assert cfg.Train is not None
     t = cfg.Train.dataset.transforms
+    spec = Preprocess.from_transforms(t)
     sources = [s for s, _ in build_sources(cfg.Train.dataset)]
     rng = np.random.default_rng(0)
     picks = [(s, int(i)) for s in sources for i in rng.choice(len(s), max(1, n // len(sources)), replace=False)]
@@ -56,7 +57,7 @@ def data_stages(cfg_path: str, n: int, batch: int) -> tuple[dict[str, float], li
         if t.rec_aug is not None:
             img = rec_aug(img, t.rec_aug, np.random.default_rng(k))
         t3 = time.perf_counter()
-        arr = resize_norm(to_model_order(img, t.img_mode), t.image_shape, t.padding)
+        arr = spec([img])[0]
         t4 = time.perf_counter()
         for name, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             times[name] += dt

@@ -16,6 +16,7 @@ from crnn.cli import main
 from crnn.config import Config, load_config
 from crnn.convert.paddle import ConversionError, build_converted_model, crnn_key
 from crnn.convert.pdparams import STRUCTURED_KEY, read_paddle_params
+from crnn.data.preprocess import Preprocess
 from crnn.decode import greedy_decode, softmax
 from crnn.predict import Recognizer
 from crnn.torch_backend import load_model
@@ -118,9 +119,9 @@ def test_real_pdparams_cli_predict_and_eval(shared: Path, tmp_path: Path) -> Non
     # The full pipeline from raw BGR pixels: preprocessing + model + decoding.
     decoded = json.loads((shared / "decoded.json").read_text())
     rec = Recognizer.from_checkpoint(tmp_path / "mv3.pt", num_threads=1)
-    assert rec.image_shape == (3, 32, 100)  # from the PaddleOCR config's Eval transforms
+    assert rec.spec == Preprocess(image_shape=(3, 32, 100))  # from the PaddleOCR config's Eval transforms
     for w in (100, 320):
-        rec.image_shape = (3, 32, w)  # the w320 fixtures use a wider target than the config
+        rec.spec = Preprocess(image_shape=(3, 32, w))  # the w320 fixtures use a wider target than the config
         preds = rec.recognize_arrays([np.load(p) for p in sorted(shared.glob(f"raw_w{w}_*.npy"))])
         assert [p.text for p in preds] == [t for t, _ in decoded[f"mv3_out_w{w}"]]
         np.testing.assert_allclose([p.confidence for p in preds], [c for _, c in decoded[f"mv3_out_w{w}"]],

@@ -300,3 +300,92 @@ def test_cpp_bad_images_follow_the_python_rules(kind: str, cpp_bin: Path, onnx_m
     assert ("truncated" if "JPEG" in kind else "the limit is 4000000 pixels") in lines[0]
     with pytest.raises(ValueError, match="truncated" if "JPEG" in kind else "limit is 4000000"):
         Recognizer(onnx_model, num_threads=1)([path])
+
+
+# ---------------------------------------------------------------- the preprocessing spec (crnn.preprocess)
+
+@pytest.fixture(scope="module")
+def stretched_model(tmp_path_factory: pytest.TempPathFactory, onnx_model: Path) -> Path:
+    """``onnx_model``'s weights exported again from a checkpoint whose config says ``padding: false``."""
+    from crnn import checkpoint
+    from crnn.export import export_onnx
+    from crnn.predict import DEFAULT_MODEL
+
+    tmp = tmp_path_factory.mktemp("cpp_stretched")
+    converted = onnx_model.with_name("mv3.pt")  # what the onnx_model fixture exports when there is no bundled model
+    state = checkpoint.load(converted if converted.exists() else DEFAULT_MODEL)
+    for split in ("Train", "Eval"):
+        if state["config"].get(split):
+            state["config"][split]["dataset"]["transforms"]["padding"] = False
+    out = tmp / "stretched.onnx"
+    export_onnx(checkpoint.save(tmp / "stretched.pt", state), out, check=False)
+    return out
+
+
+def _word_images(tmp_path: Path) -> list[Path]:
+    """Crops from 1 to ~12 characters: most are narrower than W/H, so padding and stretching differ."""
+    from tests.conftest import WORDS, draw_word
+
+    paths = []
+    for i, word in enumerate([*WORDS, "a", "hi", "international", "x1"]):
+        paths.append(tmp_path / f"w{i:02d}.png")
+        draw_word(word, i).save(paths[-1])
+    return paths
+
+
+def test_cpp_stretches_when_the_model_says_padding_false(cpp_bin: Path, onnx_model: Path, stretched_model: Path,
+                                                         tmp_path: Path) -> None:
+    from crnn import Recognizer
+
+    paths = _word_images(tmp_path)
+    r = run_cpp(cpp_bin, stretched_model, *paths)
+    assert r.returncode == 0, r.stderr
+    got = parse(r.stdout)
+    want = Recognizer(stretched_model, num_threads=1)(paths)
+    padded = Recognizer(onnx_model, num_threads=1)(paths)  # the same weights fed padded images
+    assert Recognizer(stretched_model, num_threads=1).spec.padding is False
+    # crnn_infer prints 4 decimals: 1e-4 tells the two apart wherever padding moves the confidence by 1e-3
+    differ = [i for i, (w, p) in enumerate(zip(want, padded, strict=True))
+              if w.text != p.text or abs(w.confidence - p.confidence) > 1e-3]
+    assert len(differ) >= len(paths) // 4, "padding and stretching agree: this test would prove little"
+    for p, w in zip(paths, want, strict=True):
+        assert got[str(p)][0] == w.text and abs(got[str(p)][1] - w.confidence) <= 1e-4, (p.name, got[str(p)], w)
+
+
+def test_cpp_reads_models_exported_before_the_spec_as_padded(cpp_bin: Path, tmp_path: Path) -> None:
+    from crnn import Recognizer
+    from crnn.export import read_metadata
+    from crnn.predict import DEFAULT_ONNX_MODEL
+
+    if not Path(DEFAULT_ONNX_MODEL).is_file():
+        pytest.skip("no bundled ONNX model in this install")
+    assert "padding" not in read_metadata(DEFAULT_ONNX_MODEL)["crnn.preprocess"]  # exported before the spec
+    paths = _word_images(tmp_path)
+    r = run_cpp(cpp_bin, DEFAULT_ONNX_MODEL, *paths)
+    assert r.returncode == 0, r.stderr
+    got = parse(r.stdout)
+    want = Recognizer(DEFAULT_ONNX_MODEL, num_threads=1)(paths)
+    assert [got[str(p)][0] for p in paths] == [w.text for w in want]
+
+
+def test_cpp_refuses_a_bad_spec_and_dynamic_width_without_padding(cpp_bin: Path, stretched_model: Path,
+                                                                  tmp_path: Path) -> None:
+    import json
+
+    import onnx
+
+    from crnn.export import write_metadata
+
+    image = _word_images(tmp_path)[0]
+    r = run_cpp(cpp_bin, "--dynamic-width", stretched_model, image)
+    assert r.returncode == 2 and "dynamic_width needs a model that pads" in r.stderr, r.stderr
+    m = onnx.load(str(stretched_model))
+    spec = json.loads({p.key: p.value for p in m.metadata_props}["crnn.preprocess"])
+    for change, message in [({"padding": "no"}, "crnn.preprocess.padding: must be true or false"),
+                            ({"std": 0}, "crnn.preprocess.std: must be a positive number"),
+                            ({"image_shape": [3, 48, 100]}, "crnn.preprocess says [3,48,100]")]:
+        write_metadata(m, {"crnn.preprocess": json.dumps({**spec, **change})})
+        bad = tmp_path / "bad.onnx"
+        onnx.save(m, str(bad))
+        r = run_cpp(cpp_bin, bad, image)
+        assert r.returncode == 2 and f"{bad}: {message}" in r.stderr, r.stderr

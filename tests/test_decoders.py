@@ -150,17 +150,26 @@ def test_word_scores() -> None:
 
 
 def test_frames_to_pixels_undoes_resize_and_padding() -> None:
+    from crnn.data.preprocess import Preprocess
+
+    padded, stretched = Preprocess(), Preprocess(padding=False)
     # a 50x32 image at input 100x32: content 50 px wide, 25 frames of 4 input px = 4 image px each
-    assert frames_to_pixels([(0, 0), (4, 5)], (32, 50), 100, 25, 32) == ((0.0, 10.0), (10.0, 24.0))
+    assert padded.content_width(32, 50) == 50
+    assert frames_to_pixels([(0, 0), (4, 5)], (32, 50), 100, 25, 50) == ((0.0, 10.0), (10.0, 24.0))
     # a 64x247 image is squashed into 100 columns: a frame covers 247/25 px of the image
-    ((x0, x1),) = frames_to_pixels([(24, 24)], (64, 247), 100, 25, 32)
+    assert padded.content_width(64, 247) == 100
+    ((x0, x1),) = frames_to_pixels([(24, 24)], (64, 247), 100, 25, 100)
     assert (x0, x1) == (pytest.approx(237.1), 247.0)
     # frames in the right padding (content: frames 0-12) count as the last content frame
-    clamped = frames_to_pixels([(0, 0), (24, 24)], (32, 50), 100, 25, 32)
+    clamped = frames_to_pixels([(0, 0), (24, 24)], (32, 50), 100, 25, 50)
     assert clamped == ((0.0, 26.0), (26.0, 50.0))
     assert all(type(x) is float for pos in clamped for x in pos)  # not the int width: json prints 50.0
     # twice as tall: resized to half the width, so a frame covers 8 image px
-    assert frames_to_pixels([(1, 2)], (64, 50), 100, 25, 32) == ((8.0, 24.0),)
+    assert padded.content_width(64, 50) == 25
+    assert frames_to_pixels([(1, 2)], (64, 50), 100, 25, 25) == ((8.0, 24.0),)
+    # a model that stretches: the 50 px image fills all 100 columns, a frame covers 2 image px
+    assert stretched.content_width(32, 50) == 100 and stretched.content_width(32, 50, 160) == 160
+    assert frames_to_pixels([(0, 0), (24, 24)], (32, 50), 100, 25, 100) == ((0.0, 25.0), (25.0, 50.0))
 
 
 def test_recognizer_positions_and_predict_formats(capsys, tmp_path) -> None:

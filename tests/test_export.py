@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -14,6 +15,7 @@ torch = pytest.importorskip("torch")
 from crnn import checkpoint  # noqa: E402
 from crnn.charset import Charset  # noqa: E402
 from crnn.config import config_from_dict  # noqa: E402
+from crnn.data.preprocess import Preprocess  # noqa: E402
 from crnn.models import build_model  # noqa: E402
 
 from .conftest import need_shared, tiny_config  # noqa: E402
@@ -78,8 +80,9 @@ def test_metadata_round_trip(exported: tuple[Path, Path, dict]) -> None:
     meta = parse_metadata(props, str(onnx_path))
     state = checkpoint.load(ckpt)
     assert meta["charset"] == Charset.from_dict(state["charset"])
-    assert meta["image_shape"] == [3, 32, 100] and meta["img_mode"] == "BGR"
-    assert "crnn.preprocess" in props
+    assert meta["preprocess"] == Preprocess()  # the tiny config's Eval transforms: [3, 32, 100], BGR, padded
+    assert json.loads(props["crnn.preprocess"]) == Preprocess().to_dict()  # the whole spec, for other runtimes
+    assert json.loads(props["crnn.image_shape"]) == [3, 32, 100] and props["crnn.img_mode"] == "BGR"  # older readers
     run, meta2 = onnx_runner(onnx_path, num_threads=1)
     assert meta2["charset"] == meta["charset"]
     assert run(np.zeros((2, 3, 32, 48), np.float32)).shape == (2, 12, 37)

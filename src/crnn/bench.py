@@ -158,7 +158,7 @@ def main_bench(args: argparse.Namespace) -> int:
     images = load_crops(args.data, args.limit)
     model, _, _ = load_model(ckpt)
     rec0 = Recognizer(ckpt, num_threads=threads)
-    macs = count_macs(model, rec0.image_shape)
+    macs = count_macs(model, rec0.spec.image_shape)
     cpu = cpu_info()
     print(f"{len(images)} images from {args.data}; {threads} threads; CPU {cpu['model']} "
           f"({cpu['cores']} cores, {cpu['mhz']:.0f} MHz); {macs['total'] / 1e6:.1f} M MAC/image")

@@ -130,6 +130,7 @@ def calibrate(checkpoint_path: str, out: str, dataset_cfg: Any = None, is_filter
     from crnn import checkpoint
     from crnn.config import ConfigError
     from crnn.data.loader import build_loader
+    from crnn.data.preprocess import Preprocess
     from crnn.decoders import build_decoder
     from crnn.evaluate import eval_datasets, evaluate
     from crnn.metrics import RecMetric, make_normalizer
@@ -143,7 +144,8 @@ def calibrate(checkpoint_path: str, out: str, dataset_cfg: Any = None, is_filter
     normalize = make_normalizer(is_filter, cfg.Metric.ignore_space, charset.normalize)
     loader_cfg = dataclasses.replace(cfg.Eval.loader if cfg.Eval else _loader(), shuffle=False, drop_last=False)
     outputs: list[tuple[Any, list[str]]] = []
-    for _, ds in eval_datasets(dataset_cfg or cfg.Eval.dataset, normalize, cfg.Global.strict_data):
+    spec = Preprocess.from_config(cfg)  # the model's, also for --sets (whose transforms are defaults)
+    for _, ds in eval_datasets(dataset_cfg or cfg.Eval.dataset, normalize, cfg.Global.strict_data, spec):
         loader, _ = build_loader(ds, loader_cfg, charset, seed=0)
         evaluate(model, loader, charset, RecMetric(normalize), decoder=build_decoder(base, charset), outputs=outputs)
 

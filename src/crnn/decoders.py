@@ -222,23 +222,20 @@ def build_decoder(cfg: PostProcessConfig | None, charset: Charset) -> Decoder:
 
 
 def frames_to_pixels(frames: Sequence[tuple[int, int]], image_hw: tuple[int, int], input_w: int, num_frames: int,
-                     input_h: int) -> tuple[tuple[float, float], ...]:
+                     content_w: int) -> tuple[tuple[float, float], ...]:
     """Each symbol's [x0, x1) in the original image, from the CTC frames it was read on.
 
     CTC reads a symbol on one or a few frames (a "spike"), not over the whole glyph, so a symbol's
     range runs from halfway between the previous symbol's frames and its own to halfway between its
     own and the next one's; the first starts at its first frame and the last ends after its last.
     Frames in the right padding count as the image's last frame.
-    The image (h, w) was resized to height ``input_h`` and width min(input_w, ceil(input_h * w / h))
-    (``resized_width``), then right-padded to ``input_w``; frame f covers input columns
-    [f, f + 1) * input_w / num_frames.
+    The image (h, w) fills the first ``content_w`` columns of the input (``Preprocess.content_width``:
+    its resized width when the model pads, ``input_w`` when it stretches), then padding up to
+    ``input_w``; frame f covers input columns [f, f + 1) * input_w / num_frames.
     """
-    from crnn.data.transforms import resized_width
-
     if not frames:
         return ()
-    h, w = image_hw
-    content_w = resized_width(h, w, input_h, input_w)
+    w = image_hw[1]
     scale = (input_w / num_frames) * (w / content_w)  # original px per frame
     # a symbol read on a frame of the right padding (the BiLSTM may emit late) belongs to the image's end
     last = max(1, math.ceil(content_w * num_frames / input_w)) - 1

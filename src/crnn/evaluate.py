@@ -18,6 +18,7 @@ from crnn.charset import Charset
 from crnn.config import Config, ConfigError, DatasetConfig, LoaderConfig
 from crnn.data.datasets import RecDataset, build_sources, eval_label_check
 from crnn.data.loader import Batch, build_loader
+from crnn.data.preprocess import Preprocess
 from crnn.decoders import Decoder, build_decoder
 from crnn.metrics import RecMetric, make_normalizer
 
@@ -107,14 +108,15 @@ def evaluate(model: EvalModel, loader: DataLoader[Batch], charset: Charset, metr
 
 
 def load_eval_model(model: str | None, config: str | None, overrides: list[str], threads: int | None = None
-                    ) -> tuple[Config, EvalModel, Charset, str]:
-    """(config, model, charset, model path) for ``crnn eval``: any deployable form of a model.
+                    ) -> tuple[Config, EvalModel, Charset, str, Preprocess]:
+    """(config, model, charset, model path, the model's preprocessing) for ``crnn eval``: any deployable form.
 
     The model is ``model`` (a ``.pt`` checkpoint or an ``.onnx`` file, fp32 or int8), else
     ``Global.checkpoints``, else the bundled model (as ONNX when onnxruntime is installed). An
     ``.onnx`` model runs on onnxruntime as a numpy function. The config (sets, metric, loader) is
-    ``config``, else the checkpoint's own, else (for ``.onnx``) the bundled checkpoint's; the input
-    shape and channel order always come from the model itself.
+    ``config``, else the checkpoint's own, else (for ``.onnx``) the bundled checkpoint's; the
+    preprocessing (``Preprocess``: input shape, channel order, padding) always comes from the model
+    itself (its checkpoint's config or its ONNX metadata), as in ``Recognizer``.
     """
     from crnn import checkpoint
     from crnn.config import config_from_dict, load_config
@@ -131,18 +133,15 @@ def load_eval_model(model: str | None, config: str | None, overrides: list[str],
         from crnn.onnx_backend import onnx_runner
 
         run, meta = onnx_runner(path, threads)
-        if cfg.Eval is not None:
-            t = replace(cfg.Eval.dataset.transforms, image_shape=meta["image_shape"], img_mode=meta["img_mode"])
-            cfg.Eval.dataset = replace(cfg.Eval.dataset, transforms=t)
         log.info("evaluating %s on onnxruntime, %d threads", path, threads)
-        return cfg, run, meta["charset"], path
+        return cfg, run, meta["charset"], path, meta["preprocess"]
     from crnn.torch_backend import for_inference, load_model
 
     torch.set_num_threads(threads)
-    module, charset, _ = load_model(path)
+    module, charset, model_cfg = load_model(path)
     module = for_inference(module)
     log.info("evaluating %s on PyTorch, %d threads", path, threads)
-    return cfg, module, charset, path
+    return cfg, module, charset, path, Preprocess.from_config(model_cfg)
 
 
 def eval_split(cfg: Config, sets: DatasetConfig | None = None) -> tuple[DatasetConfig, LoaderConfig]:
@@ -167,23 +166,27 @@ def set_name(source_name: str) -> str:
     return f"{p.parent.name}/{p.name}" if p.name.startswith("shard_") else p.name
 
 
-def eval_datasets(dataset_cfg: DatasetConfig, normalize: Any, strict: bool) -> list[tuple[str, RecDataset]]:
-    """One ``RecDataset`` per source (label file or LMDB leaf) of an Eval dataset section."""
-    t = dataset_cfg.transforms
-    out = []
-    for src, _ in build_sources(dataset_cfg):
-        ds = RecDataset([(src, 1.0)], t.image_shape, eval_label_check(normalize), t.img_mode, t.padding,
-                        strict=strict)
-        out.append((set_name(src.name), ds))
-    return out
+def eval_datasets(dataset_cfg: DatasetConfig, normalize: Any, strict: bool, preprocess: Preprocess | None = None
+                  ) -> list[tuple[str, RecDataset]]:
+    """One ``RecDataset`` per source (label file or LMDB leaf) of an Eval dataset section.
+
+    ``preprocess`` is the evaluated model's spec (``load_eval_model``); None: the section's own
+    transforms (the model being trained with this config).
+    """
+    spec = preprocess or Preprocess.from_transforms(dataset_cfg.transforms)
+    return [(set_name(src.name), RecDataset([(src, 1.0)], spec, eval_label_check(normalize), strict=strict))
+            for src, _ in build_sources(dataset_cfg)]
 
 
 def evaluate_sets(model: EvalModel, cfg: Config, charset: Charset, dataset_cfg: DatasetConfig,
                   loader_cfg: LoaderConfig, is_filter: bool,
                   misses: dict[str, list[Miss]] | None = None, decoder: Decoder | None = None,
                   records: dict[str, tuple[list[Record], RecDataset]] | None = None,
-                  texts: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+                  texts: dict[str, dict[str, str]] | None = None, preprocess: Preprocess | None = None
+                  ) -> dict[str, Any]:
     """Evaluate every set of ``dataset_cfg`` separately; add the mean over sets and the total.
+
+    Images are preprocessed by ``preprocess``, the model's spec (None: ``dataset_cfg``'s transforms).
 
     Decoding is ``decoder``, by default the one ``cfg.PostProcess`` names. When ``misses`` is given,
     it receives each set's misrecognised images under the set's name; ``records`` likewise every
@@ -194,7 +197,7 @@ def evaluate_sets(model: EvalModel, cfg: Config, charset: Charset, dataset_cfg: 
     normalize = make_normalizer(is_filter, cfg.Metric.ignore_space, charset.normalize)
     loader_cfg = replace(loader_cfg, shuffle=False, drop_last=False)
     sets: dict[str, dict[str, float]] = {}
-    for name, ds in eval_datasets(dataset_cfg, normalize, cfg.Global.strict_data):
+    for name, ds in eval_datasets(dataset_cfg, normalize, cfg.Global.strict_data, preprocess):
         if len(ds) == 0:  # an accuracy over nothing would read as 0.00 and look like a result
             raise ValueError(f"evaluation set {ds.sources[0].name} has no usable sample "
                              f"({ds.skipped_labels} labels empty after normalisation)")

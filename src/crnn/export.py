@@ -2,7 +2,8 @@
 
 The ONNX graph maps images (B, C, H, W) float32 to logits (B, T, K) with dynamic B and W (H is
 fixed by the config); softmax and decoding stay outside, as in the PyTorch model. The charset,
-image shape, channel order and preprocessing go into ``metadata_props``.
+the preprocessing spec (``crnn.data.preprocess.Preprocess``: image shape, channel order, padding,
+normalisation) and the temperature go into ``metadata_props``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import torch
 from crnn import onnx_backend as ob
 from crnn.checkpoint import file_sha256
 from crnn.checkpoint import resolve as resolve_checkpoint
+from crnn.data.preprocess import Preprocess
 from crnn.onnx_graph import fuse_for_runtime, store_fp16
-from crnn.torch_backend import load_model, preprocessing
+from crnn.torch_backend import load_model
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +128,8 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
     """
     out = Path(out)
     model, charset, cfg = load_model(checkpoint)
-    image_shape, img_mode = preprocessing(cfg)
+    spec = Preprocess.from_config(cfg)
+    image_shape = list(spec.image_shape)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         raw = Path(tmp) / "raw.onnx"
@@ -141,9 +144,7 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
     write_metadata(m, {
         ob.META_FORMAT: ob.FORMAT_VERSION,
         ob.META_CHARSET: json.dumps(charset.to_dict(), ensure_ascii=False),
-        ob.META_IMAGE_SHAPE: json.dumps(image_shape),
-        ob.META_IMG_MODE: img_mode,
-        ob.META_PREPROCESS: json.dumps(ob.PREPROCESS),
+        **ob.preprocess_metadata(spec),
         ob.META_SOURCE: Path(checkpoint).name,
         ob.META_TEMPERATURE: repr(float(cfg.PostProcess.temperature)),
         ob.META_SOURCE_SHA256: file_sha256(resolve_checkpoint(checkpoint)),

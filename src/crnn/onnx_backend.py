@@ -1,8 +1,10 @@
 """The onnxruntime back end of ``Recognizer``: an exported ``.onnx`` file, no torch needed.
 
-Everything needed to run the model (charset, image shape, channel order, preprocessing) is read
-from the file's ``metadata_props`` (written by ``crnn export``), so the file alone is enough.
-This module must never import torch: it is what the light ``crnn[onnx]`` install runs.
+Everything needed to run the model (charset, preprocessing spec, temperature) is read from the
+file's ``metadata_props`` (written by ``crnn export``), so the file alone is enough. This module
+also defines those keys and how the preprocessing spec is stored in them (written by
+``crnn.export``, read here and by deploy/cpp). It must never import torch: it is what the light
+``crnn[onnx]`` install runs.
 """
 
 from __future__ import annotations
@@ -17,25 +19,54 @@ import numpy as np
 
 from crnn.charset import Charset
 from crnn.config import PostProcessConfig
+from crnn.data.preprocess import Preprocess
 
 # metadata_props keys written by crnn.export (all values are strings; JSON where structured)
 META_FORMAT = "crnn.format_version"
 META_CHARSET = "crnn.charset"  # JSON of Charset.to_dict()
-META_IMAGE_SHAPE = "crnn.image_shape"  # JSON [C, H, W]
-META_IMG_MODE = "crnn.img_mode"  # "BGR" | "RGB"
-META_PREPROCESS = "crnn.preprocess"  # JSON description of resize_norm's parameters
+META_IMAGE_SHAPE = "crnn.image_shape"  # JSON [C, H, W]; also in crnn.preprocess, kept for older readers
+META_IMG_MODE = "crnn.img_mode"  # "BGR" | "RGB"; likewise
+META_PREPROCESS = "crnn.preprocess"  # JSON of Preprocess.to_dict(): shape, channel order, padding, normalisation
 META_SOURCE = "crnn.source"  # checkpoint the model was exported from (informational)
 META_TEMPERATURE = "crnn.temperature"  # optional: PostProcess.temperature (confidence calibration), a float
 META_SOURCE_SHA256 = "crnn.source_sha256"  # sha256 of that checkpoint file (ties a shipped .onnx to its .pt)
 FORMAT_VERSION = "1"
 REQUIRED_KEYS = (META_FORMAT, META_CHARSET, META_IMAGE_SHAPE, META_IMG_MODE)
 
-# What crnn.data.transforms.resize_norm does; stored so that a non-Python runtime can reproduce it.
-PREPROCESS = {
-    "resize": "cv2.INTER_LINEAR to height H, width min(W, ceil(H*w/h)); wider images are squashed to W",
-    "scale": 1.0 / 255.0, "mean": 0.5, "std": 0.5, "pad": "right", "pad_value": 0.0,
-    "layout": "NCHW", "output": "logits (B, T, K); softmax + greedy CTC decoding, class 0 = blank",
-}
+
+def preprocess_metadata(spec: Preprocess) -> dict[str, str]:
+    """The metadata_props entries that carry ``spec`` (read back by ``preprocess_from_metadata``)."""
+    return {META_IMAGE_SHAPE: json.dumps(list(spec.image_shape)), META_IMG_MODE: spec.img_mode,
+            META_PREPROCESS: json.dumps(spec.to_dict())}
+
+
+def preprocess_from_metadata(props: dict[str, str], name: str) -> Preprocess:
+    """The preprocessing spec stored in an ONNX model's ``metadata_props``.
+
+    Files exported before the spec existed hold only ``crnn.image_shape`` and ``crnn.img_mode``
+    (their ``crnn.preprocess``, if any, is a description without ``padding``): their models were
+    all run with padding and the default normalisation, which is what they get.
+
+    Raises:
+        ValueError: a malformed value, or a ``crnn.preprocess`` that contradicts ``crnn.image_shape``
+            or ``crnn.img_mode``; the message names the file and the key.
+    """
+    raw: dict[str, Any] = {}
+    for key in (META_IMAGE_SHAPE, META_PREPROCESS):
+        try:
+            raw[key] = json.loads(props[key]) if key in props else None
+        except ValueError as e:
+            raise ValueError(f"{name}: malformed crnn metadata ({key}): {e}") from e
+    shape, img_mode, stored = raw[META_IMAGE_SHAPE], props[META_IMG_MODE], raw[META_PREPROCESS]
+    if stored is None or (isinstance(stored, dict) and "padding" not in stored):  # exported before the spec
+        # where "<file>: crnn" makes the errors name the keys: "<file>: crnn.image_shape: ..."
+        return Preprocess.from_dict({**Preprocess().to_dict(), "image_shape": shape, "img_mode": img_mode},
+                                    f"{name}: crnn")
+    spec = Preprocess.from_dict(stored, f"{name}: {META_PREPROCESS}")
+    if list(spec.image_shape) != shape or spec.img_mode != img_mode:  # a hand-edited file
+        raise ValueError(f"{name}: {META_PREPROCESS} says {list(spec.image_shape)} {spec.img_mode} but "
+                         f"{META_IMAGE_SHAPE} / {META_IMG_MODE} say {shape} {img_mode}")
+    return spec
 
 
 def parse_metadata(props: dict[str, str], name: str) -> dict[str, Any]:
@@ -46,7 +77,7 @@ def parse_metadata(props: dict[str, str], name: str) -> dict[str, Any]:
         name: the file, for error messages.
 
     Returns:
-        {"charset": Charset, "image_shape": [C, H, W], "img_mode": str, "backend": "onnx",
+        {"charset": Charset, "preprocess": Preprocess, "backend": "onnx",
         "postprocess": PostProcessConfig carrying the stored temperature, or None}.
 
     Raises:
@@ -60,14 +91,9 @@ def parse_metadata(props: dict[str, str], name: str) -> dict[str, Any]:
                          f"(this crnn reads {FORMAT_VERSION!r})")
     try:
         charset = Charset.from_dict(json.loads(props[META_CHARSET]))
-        shape = [int(v) for v in json.loads(props[META_IMAGE_SHAPE])]
     except (ValueError, TypeError, KeyError, AssertionError) as e:
-        raise ValueError(f"{name}: malformed crnn metadata ({META_CHARSET} / {META_IMAGE_SHAPE}): {e}") from e
-    if len(shape) != 3:
-        raise ValueError(f"{name}: {META_IMAGE_SHAPE} must be [C, H, W], got {shape}")
-    img_mode = props[META_IMG_MODE]
-    if img_mode not in ("BGR", "RGB"):
-        raise ValueError(f"{name}: {META_IMG_MODE} must be BGR or RGB, got {img_mode!r}")
+        raise ValueError(f"{name}: malformed crnn metadata ({META_CHARSET}): {e}") from e
+    spec = preprocess_from_metadata(props, name)
     postprocess = None
     if META_TEMPERATURE in props:
         try:
@@ -77,8 +103,7 @@ def parse_metadata(props: dict[str, str], name: str) -> dict[str, Any]:
         if not temperature > 0:
             raise ValueError(f"{name}: {META_TEMPERATURE} must be a positive number, got {props[META_TEMPERATURE]!r}")
         postprocess = PostProcessConfig(temperature=temperature)
-    return {"charset": charset, "image_shape": shape, "img_mode": img_mode, "backend": "onnx",
-            "postprocess": postprocess}
+    return {"charset": charset, "preprocess": spec, "backend": "onnx", "postprocess": postprocess}
 
 
 def session_options(num_threads: int | None) -> Any:
@@ -121,7 +146,7 @@ def onnx_runner(path: str | os.PathLike[str], num_threads: int | None = None
     meta = parse_metadata(dict(sess.get_modelmeta().custom_metadata_map), str(p))
     input_name = sess.get_inputs()[0].name
     output_name = sess.get_outputs()[0].name
-    c, h, _ = meta["image_shape"]
+    c, h, _ = meta["preprocess"].image_shape
 
     def run(batch: np.ndarray) -> np.ndarray:
         if batch.ndim != 4 or batch.shape[1] != c or batch.shape[2] != h:

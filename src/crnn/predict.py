@@ -1,7 +1,8 @@
 """Inference: ``Recognizer`` runs a checkpoint (torch) or an exported ``.onnx`` model on images.
 
-Preprocessing and decoding are shared by both back ends; only "run the model" differs. This module
-does not import torch: the torch back end is imported when a ``.pt`` checkpoint is loaded.
+Preprocessing (the model's ``Preprocess`` spec, from the checkpoint's config or the ONNX metadata)
+and decoding are shared by both back ends; only "run the model" differs. This module does not
+import torch: the torch back end is imported when a ``.pt`` checkpoint is loaded.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from PIL import Image
 
 from crnn.charset import Charset
 from crnn.data.images import array_to_bgr, decode_image
-from crnn.data.transforms import resize_norm_batch, resized_width
+from crnn.data.preprocess import Preprocess
+from crnn.data.transforms import resized_width
 from crnn.decode import Prediction
 from crnn.decoders import Decoder, build_decoder, frames_to_pixels
 from crnn.threads import default_threads
@@ -84,10 +86,18 @@ class Recognizer:
         dynamic_width: opt-in: instead of resizing every image to the training width W (squashing
             wider ones, as PaddleOCR's eval does; the default), keep each image's aspect ratio and pad
             each batch (images sorted by aspect ratio) to its widest image, rounded up to a multiple
-            of 16, at least W and at most ``max_width``.
+            of 16, at least W and at most ``max_width``. Only for a model that pads (its spec's
+            ``padding``): one trained on stretched images has no aspect ratio to keep.
         max_width: dynamic_width's cap; wider images are squashed to it.
         decoder: how logits become words (``crnn.decoders.build_decoder``); default: the checkpoint
             config's ``PostProcess`` (greedy for an ``.onnx`` model or a config without one).
+
+    Attributes:
+        spec: the model's ``Preprocess`` (input shape, channel order, padding, normalisation).
+
+    Raises:
+        FileNotFoundError: no such model.
+        ValueError: an unloadable model, or ``dynamic_width`` for a model that does not pad.
 
     Example:
         >>> rec = Recognizer()  # doctest: +SKIP
@@ -113,9 +123,11 @@ class Recognizer:
             run, meta = torch_runner(path, num_threads)
         self.run: Callable[[np.ndarray], np.ndarray] = run  # (B, C, H, W) float32 -> (B, T, K) logits
         self.charset: Charset = meta["charset"]
-        self.image_shape = tuple(int(v) for v in meta["image_shape"])
-        self.img_mode: str = meta["img_mode"]
+        self.spec: Preprocess = meta["preprocess"]
         self.backend: str = meta["backend"]
+        if dynamic_width and not self.spec.padding:
+            raise ValueError(f"dynamic_width needs a model that pads its inputs; {path} stretches them "
+                             "(RecResizeImg padding: false)")
         self.batch_size = batch_size
         self.path = str(path)
         self.num_threads = num_threads
@@ -131,19 +143,18 @@ class Recognizer:
 
     def batch_width(self, images: Sequence[np.ndarray]) -> int:
         """Input width W for a batch: the training width, or its dynamic-width bucket."""
-        _, h, w = self.image_shape
+        _, h, w = self.spec.image_shape
         if not self.dynamic_width:
             return w
         need = max(resized_width(im.shape[0], im.shape[1], h, self.max_width) for im in images)
         return max(w, min(self.max_width, -(-need // 16) * 16))
 
     def preprocess(self, images: Sequence[np.ndarray], width: int | None = None) -> np.ndarray:
-        """BGR uint8 images -> (B, C, H, W) float32, exactly as in training and evaluation.
+        """BGR uint8 images -> (B, C, H, W) float32 by the model's spec, as in training and evaluation.
 
         ``width`` overrides W (dynamic-width mode); None keeps the training width.
         """
-        c, h, w = self.image_shape
-        return resize_norm_batch(images, (c, h, width or w), self.img_mode)
+        return self.spec(images, width)
 
     def recognize_arrays(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         """Recognise already-decoded BGR images, batched in order of aspect ratio.
@@ -167,8 +178,9 @@ class Recognizer:
             logits = self.run(self.preprocess(batch, width))  # (b, T, K)
             for i, res in zip(idx, decode(logits, self.charset), strict=True):
                 if isinstance(res, Prediction) and res.char_frames:  # frames -> this image's pixels
-                    pos = frames_to_pixels(res.char_frames, images[i].shape[:2], width, logits.shape[1],
-                                           self.image_shape[1])
+                    h, w = images[i].shape[:2]
+                    pos = frames_to_pixels(res.char_frames, (h, w), width, logits.shape[1],
+                                           self.spec.content_width(h, w, width))
                     res = res._replace(char_positions=pos)
                 out[i] = res
         return [r for r in out if r is not None]

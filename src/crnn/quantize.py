@@ -54,13 +54,12 @@ class _Reader:
     """onnxruntime ``CalibrationDataReader``: preprocessed training images in batches."""
 
     def __init__(self, paths: list[Path], meta: dict, input_name: str, batch_size: int = 32):
-        from crnn.data.transforms import resize_norm_batch
         from crnn.predict import load_image
 
         images = [load_image(p) for p in paths]
+        spec = meta["preprocess"]  # the model's own preprocessing: calibrate on what it will be fed
         self._batches: Iterator[np.ndarray] = iter(
-            [resize_norm_batch(images[i : i + batch_size], meta["image_shape"], meta["img_mode"])
-             for i in range(0, len(images), batch_size)])
+            [spec(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
         self._name = input_name
 
     def get_next(self) -> dict[str, np.ndarray] | None:

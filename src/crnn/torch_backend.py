@@ -11,7 +11,8 @@ import torch
 
 from crnn import checkpoint
 from crnn.charset import Charset
-from crnn.config import Config, config_from_dict
+from crnn.config import config_from_dict
+from crnn.data.preprocess import Preprocess
 from crnn.models import CRNN, build_model
 
 
@@ -47,15 +48,6 @@ def for_inference(model: CRNN) -> CRNN:
     return model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
-def preprocessing(cfg: Config) -> tuple[list[int], str]:
-    """(image_shape [C, H, W], img_mode) a checkpoint's model expects: its Eval (else Train) transforms."""
-    split = cfg.Eval or cfg.Train
-    if split is None:
-        return [3, 32, 100], "BGR"
-    t = split.dataset.transforms
-    return [int(v) for v in t.image_shape], t.img_mode
-
-
 def torch_runner(path: str | os.PathLike[str], num_threads: int | None = None
                  ) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, Any]]:
     """A function (B, C, H, W) float32 -> (B, T, K) logits, plus the metadata the recognizer needs."""
@@ -70,6 +62,6 @@ def torch_runner(path: str | os.PathLike[str], num_threads: int | None = None
         x = torch.from_numpy(batch).contiguous(memory_format=torch.channels_last)
         return model(x).float().numpy()
 
-    image_shape, img_mode = preprocessing(cfg)
-    return run, {"charset": charset, "image_shape": image_shape, "img_mode": img_mode, "backend": "torch",
+    # the spec is derived from the config every checkpoint stores (one source, nothing to disagree with)
+    return run, {"charset": charset, "preprocess": Preprocess.from_config(cfg), "backend": "torch",
                  "postprocess": cfg.PostProcess}

@@ -1,10 +1,12 @@
-// Image loading (the rules of crnn.data.images) and resize_norm, bit-exact with
-// crnn.data.transforms.resize_norm (numpy + cv2).
+// Image loading (the rules of crnn.data.images), the preprocessing spec (crnn.data.preprocess) and
+// resize_norm, bit-exact with Preprocess.__call__ (numpy + cv2).
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <fstream>
 #include <iterator>
 
+#include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -136,27 +138,61 @@ int resized_width(int h, int w, int image_h, int image_w) {
   return want < image_w ? want : image_w;
 }
 
+void parse_preprocess(const std::string& preprocess_json, const std::string& name, ModelInfo* info) {
+  const std::string where = name + ": crnn.preprocess";
+  nlohmann::json spec;
+  try {
+    spec = nlohmann::json::parse(preprocess_json);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(name + ": malformed crnn metadata (crnn.preprocess): " + e.what());
+  }
+  if (!spec.is_object()) throw Error(where + ": expected a JSON object, got " + preprocess_json);
+  if (!spec.contains("padding")) return;  // an export from before the spec: padded, default normalisation
+  for (const char* key : {"image_shape", "img_mode", "padding", "scale", "mean", "std"})
+    if (!spec.contains(key)) throw Error(where + ": missing key '" + key + "'");
+  if (!spec["padding"].is_boolean())
+    throw Error(where + ".padding: must be true or false, got " + spec["padding"].dump());
+  info->padding = spec["padding"].get<bool>();
+  for (const char* key : {"scale", "mean", "std"}) {
+    const nlohmann::json& v = spec[key];
+    bool ok = v.is_number() && std::isfinite(v.get<double>()) && (std::string(key) == "mean" || v.get<double>() > 0);
+    if (!ok) throw Error(where + "." + key + ": must be a " + (std::string(key) == "mean" ? "finite" : "positive") +
+                         " number, got " + v.dump());
+  }
+  info->scale = spec["scale"].get<double>();
+  info->mean = spec["mean"].get<double>();
+  info->std_dev = spec["std"].get<double>();
+  const nlohmann::json shape = nlohmann::json::array({info->channels, info->height, info->width});
+  if (spec["image_shape"] != shape || spec["img_mode"] != info->img_mode)  // a hand-edited file
+    throw Error(where + " says " + spec["image_shape"].dump() + " " + spec["img_mode"].dump() +
+                " but crnn.image_shape / crnn.img_mode say " + shape.dump() + " \"" + info->img_mode + "\"");
+}
+
+int content_width(const ModelInfo& info, int h, int w, int width) {
+  return info.padding ? resized_width(h, w, info.height, width) : width;
+}
+
 void resize_norm(const cv::Mat& bgr, const ModelInfo& info, int width, float* out) {
   if (bgr.empty() || bgr.rows == 0 || bgr.cols == 0)
     throw Error("image of size " + std::to_string(bgr.cols) + "x" + std::to_string(bgr.rows) +
                 " cannot be resized");
   if (bgr.type() != CV_8UC3) throw Error("resize_norm expects an 8-bit 3-channel BGR image");
   const int c = info.channels, h = info.height;
-  const int new_w = resized_width(bgr.rows, bgr.cols, h, width);
+  const int new_w = content_width(info, bgr.rows, bgr.cols, width);
+  // crnn.data.transforms.norm_lut: the same float32 operations, (v / (1 / scale) - mean) / std.
+  const float inv_scale = static_cast<float>(1.0 / info.scale), mean = static_cast<float>(info.mean),
+              std_dev = static_cast<float>(info.std_dev);
+  std::array<float, 256> lut;
+  for (int v = 0; v < 256; ++v) lut[v] = (static_cast<float>(v) / inv_scale - mean) / std_dev;
   cv::Mat img = bgr;
   if (info.img_mode == "RGB") cv::cvtColor(bgr, img, cv::COLOR_BGR2RGB);
   cv::Mat resized;
   cv::resize(img, resized, cv::Size(new_w, h), 0, 0, cv::INTER_LINEAR);
-  std::fill(out, out + static_cast<size_t>(c) * h * width, 0.0f);  // zero = mid-grey padding
+  std::fill(out, out + static_cast<size_t>(c) * h * width, 0.0f);  // zero right padding
   for (int y = 0; y < h; ++y) {
     const unsigned char* row = resized.ptr<unsigned char>(y);
-    for (int x = 0; x < new_w; ++x) {
-      for (int ch = 0; ch < c; ++ch) {
-        // The same float32 operations as numpy: v / 255.0, then (v - 0.5) / 0.5.
-        float v = static_cast<float>(row[x * 3 + ch]) / 255.0f;
-        out[(static_cast<size_t>(ch) * h + y) * width + x] = (v - 0.5f) / 0.5f;
-      }
-    }
+    for (int x = 0; x < new_w; ++x)
+      for (int ch = 0; ch < c; ++ch) out[(static_cast<size_t>(ch) * h + y) * width + x] = lut[row[x * 3 + ch]];
   }
 }
 

@@ -65,6 +65,13 @@ Recognizer::Recognizer(const std::string& model_path, const Options& options)
     Ort::AllocatedStringPtr t = meta.LookupCustomMetadataMapAllocated("crnn.temperature", alloc);
     if (t) impl_->info.temperature = parse_temperature(t.get(), model_path);
   }
+  // The preprocessing spec; absent from exports before it, which were all padded (the defaults).
+  Ort::AllocatorWithDefaultOptions meta_alloc;
+  Ort::AllocatedStringPtr spec = meta.LookupCustomMetadataMapAllocated("crnn.preprocess", meta_alloc);
+  if (spec) parse_preprocess(spec.get(), model_path, &impl_->info);
+  if (options.dynamic_width && !impl_->info.padding)  // as crnn.Recognizer(dynamic_width=True)
+    throw Error("dynamic_width needs a model that pads its inputs; " + model_path +
+                " stretches them (RecResizeImg padding: false)");
   Ort::AllocatorWithDefaultOptions alloc;
   impl_->input_name = impl_->session->GetInputNameAllocated(0, alloc).get();
   impl_->output_name = impl_->session->GetOutputNameAllocated(0, alloc).get();

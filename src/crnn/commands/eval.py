@@ -58,15 +58,15 @@ def run(args: argparse.Namespace) -> int:
     from crnn.decoders import build_decoder
     from crnn.evaluate import Miss, eval_split, evaluate_sets, format_table, load_eval_model, write_json, write_misses
 
-    cfg, model, charset, path = load_eval_model(args.model or args.checkpoint, args.config, list(args.override),
-                                                args.threads)
+    cfg, model, charset, path, spec = load_eval_model(args.model or args.checkpoint, args.config,
+                                                      list(args.override), args.threads)
     dataset_cfg, loader_cfg = eval_split(cfg, sets)
     cfg.PostProcess = postprocess(cfg.PostProcess, args)
     decoder = build_decoder(cfg.PostProcess, charset)
     misses: dict[str, list[Miss]] | None = {} if args.errors else None
     records: dict[str, tuple[list[Record], Any]] | None = {} if args.calibration or args.report else None
     result = evaluate_sets(model, cfg, charset, dataset_cfg, loader_cfg, is_filter=args.filter,
-                           misses=misses, decoder=decoder, records=records)
+                           misses=misses, decoder=decoder, records=records, preprocess=spec)
     result["decoder"] = dataclasses.asdict(cfg.PostProcess)
     result["checkpoint"] = path
     print(format_table(result))

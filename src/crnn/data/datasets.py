@@ -22,7 +22,7 @@ from crnn.data.augment import rec_aug
 from crnn.data.images import decode_image
 from crnn.data.labels import read_label_file
 from crnn.data.lmdb_io import find_lmdb_dirs, image_key, label_key
-from crnn.data.transforms import resize_norm, to_model_order
+from crnn.data.preprocess import Preprocess
 from crnn.registry import Entry, lookup
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ class Item:
 
 
 class RecDataset:
-    """Valid samples of several sources, preprocessed for the model.
+    """Valid samples of several sources, preprocessed for the model by ``preprocess``.
 
     Indexing takes ``(index, epoch)`` so augmentation is reproducible; a plain int means epoch 0.
     ``__getitem__`` returns ``None`` for an image that cannot be decoded (logged; raises if strict).
@@ -202,10 +202,8 @@ class RecDataset:
     def __init__(
         self,
         sources: list[tuple[Source, float]],
-        image_shape: list[int],
+        preprocess: Preprocess,
         label_check: LabelCheck,
-        img_mode: str = "BGR",
-        padding: bool = True,
         augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
         strict: bool = False,
         seed: int = 0,
@@ -213,9 +211,7 @@ class RecDataset:
     ):
         self.sources = [s for s, _ in sources]
         self.ratios = [r for _, r in sources]
-        self.image_shape = image_shape
-        self.img_mode = img_mode
-        self.padding = padding
+        self.preprocess = preprocess
         self.augment = augment
         self.strict = strict
         self.seed = seed
@@ -264,8 +260,7 @@ class RecDataset:
             return None
         if self.augment is not None:
             img = self.augment(img, np.random.default_rng([self.seed, epoch, index]))
-        img = to_model_order(img, self.img_mode)
-        return Item(resize_norm(img, self.image_shape, self.padding), src.label(i), key)
+        return Item(self.preprocess([img])[0], src.label(i), key)
 
 
 def train_label_check(charset_normalize: Callable[[str], str], max_text_length: int) -> LabelCheck:
@@ -305,5 +300,4 @@ def build_dataset(
         def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             return rec_aug(img, aug_cfg, rng)
 
-    return RecDataset(build_sources(cfg), t.image_shape, label_check, t.img_mode, t.padding, augment,
-                      strict, seed, normalize)
+    return RecDataset(build_sources(cfg), Preprocess.from_transforms(t), label_check, augment, strict, seed, normalize)

@@ -1,6 +1,8 @@
-"""Preprocessing shared by training, evaluation and both inference back ends (numpy + OpenCV only).
+"""The preprocessing functions behind ``crnn.data.preprocess.Preprocess`` (numpy + OpenCV only).
 
-Images are decoded once, in ``crnn.data.images``.
+Images are decoded once, in ``crnn.data.images``. Everything that builds model inputs (training,
+evaluation, ``Recognizer``, the service) does so through a ``Preprocess`` spec, which calls
+``resize_norm_batch``; ``resize_norm`` is the per-image reference it is tested against.
 
 ``resize_norm`` reproduces PaddleOCR's ``RecResizeImg`` / ``resize_norm_img`` exactly: the image
 keeps PaddleOCR's channel order (BGR by default), is resized with OpenCV bilinear to height H and
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -50,12 +53,22 @@ def resize_norm(img: np.ndarray, image_shape: Sequence[int], padding: bool = Tru
     return out
 
 
-# resize_norm's uint8 -> float32 map as a table: the same float32 operations, so bit-identical values.
-_NORM_LUT = (np.arange(256, dtype=np.float32) / 255.0 - 0.5) / 0.5
+@lru_cache(maxsize=8)
+def norm_lut(scale: float = 1.0 / 255.0, mean: float = 0.5, std: float = 0.5) -> np.ndarray:
+    """The uint8 -> float32 normalisation (v * scale - mean) / std as a (256,) table.
+
+    Computed as float32 (v / (1 / scale) - mean) / std: for the default scale 1/255 these are
+    resize_norm's float32 operations (v / 255.0), so the values are bit-identical (multiplying by
+    float32(1/255) would differ in the last bit for 111 of the 256 values).
+    """
+    lut = np.arange(256, dtype=np.float32) / np.float32(1.0 / scale)
+    lut = (lut - np.float32(mean)) / np.float32(std)
+    lut.flags.writeable = False  # shared by every caller through the cache
+    return lut
 
 
 def resize_norm_batch(images: Sequence[np.ndarray], image_shape: Sequence[int], img_mode: str = "BGR",
-                      padding: bool = True) -> np.ndarray:
+                      padding: bool = True, lut: np.ndarray | None = None) -> np.ndarray:
     """A batch of BGR images -> (B, C, H, W) float32, equal bit for bit to stacking ``resize_norm``.
 
     The fast path both inference back ends use: each image is resized by OpenCV straight into one
@@ -67,6 +80,7 @@ def resize_norm_batch(images: Sequence[np.ndarray], image_shape: Sequence[int], 
         image_shape: (C, H, W) of each output image.
         img_mode: the model's channel order, "BGR" or "RGB".
         padding: as in ``resize_norm``.
+        lut: the normalisation table (``norm_lut``); None: resize_norm's, ``norm_lut()``.
     """
     c, image_h, image_w = (int(v) for v in image_shape)
     buf = np.empty((len(images), image_h, image_w, 3), dtype=np.uint8)
@@ -84,7 +98,7 @@ def resize_norm_batch(images: Sequence[np.ndarray], image_shape: Sequence[int], 
     if c == 1:
         chw = chw[:, :1]  # resize_norm's single channel: the first one in the model's order
     out = np.empty((len(images), c, image_h, image_w), dtype=np.float32)
-    np.take(_NORM_LUT, chw, out=out)
+    np.take(norm_lut() if lut is None else lut, chw, out=out)
     for i, new_w in enumerate(widths):
         out[i, :, :, new_w:] = 0.0  # right padding: 0 after normalisation (mid-grey)
     return out

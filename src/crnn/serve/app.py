@@ -67,8 +67,10 @@ def create_app(recognizer: Recognizer, settings: ServeSettings | None = None) ->
                                on_batch=metrics.observe_batch)
         metrics.queue.set_function(lambda: batcher.pending)
         batcher.start()
-        # The first forward pass is slow (allocations, thread pools): pay it before saying ready.
-        await batcher.run_in_worker(lambda: infer([np.full((32, 100, 3), 255, np.uint8)], [False]))
+        # The first forward pass is slow (allocations, thread pools): pay it before saying ready, on an
+        # image of the model's own input size (images go through recognizer.spec like everywhere else).
+        _, h, w = recognizer.spec.image_shape
+        await batcher.run_in_worker(lambda: infer([np.full((h, w, 3), 255, np.uint8)], [False]))
         app.state.batcher = batcher
         log.info("crnn serve ready: backend=%s max_batch=%d max_wait_ms=%g", recognizer.backend,
                  settings.max_batch, settings.max_wait_ms)

@@ -1,8 +1,9 @@
 // crnn_infer: recognize cropped word images with a model exported by `crnn export`.
 //
-// Same preprocessing (crnn.data.transforms.resize_norm) and greedy CTC decoding (crnn.decode) as the
-// Python `crnn.Recognizer`, so both print the same strings for the same model and images. The model
-// file alone is enough: charset, image shape and channel order come from its ONNX metadata_props.
+// Same preprocessing (the model's crnn.data.preprocess.Preprocess spec) and greedy CTC decoding
+// (crnn.decode) as the Python `crnn.Recognizer`, so both print the same strings for the same model and
+// images. The model file alone is enough: charset and preprocessing spec (image shape, channel order,
+// padding, normalisation) come from its ONNX metadata_props.
 #pragma once
 
 #include <memory>
@@ -44,6 +45,9 @@ struct ModelInfo {
   int channels = 3, height = 32, width = 100;  // image_shape [C, H, W]
   std::string img_mode = "BGR";    // channel order the model was trained with
   double temperature = 1.0;        // optional crnn.temperature: logits are divided by it (calibration)
+  // The rest of the preprocessing spec (crnn.preprocess; a model exported before it: these defaults).
+  bool padding = true;             // keep the aspect ratio and zero-pad to W; false: stretch to W
+  double scale = 1.0 / 255.0, mean = 0.5, std_dev = 0.5;  // pixel v -> (v * scale - mean) / std_dev ("std")
 };
 
 struct Options {
@@ -59,6 +63,12 @@ ModelInfo parse_model_info(const std::string& charset_json, const std::string& i
                            const std::string& img_mode, const std::string& format_version,
                            const std::string& name);
 
+// Read crnn.preprocess (JSON of crnn.data.preprocess.Preprocess.to_dict()) into `info`: padding and
+// normalisation. `info` already holds crnn.image_shape / crnn.img_mode, which it must agree with; a
+// JSON object without "padding" (what exports before the spec wrote) leaves the defaults. Throws Error
+// naming `name` and the bad field.
+void parse_preprocess(const std::string& preprocess_json, const std::string& name, ModelInfo* info);
+
 // Decode an image file as OpenCV BGR uint8 (h, w, 3) with the rules of crnn.data.images: over 4,000,000
 // pixels or 8192 per side refused (from the header for PNG, JPEG, GIF, BMP), a JPEG without its
 // end-of-image marker refused, transparency composited over white. Throws Error naming the file for a
@@ -68,8 +78,13 @@ cv::Mat load_image(const std::string& path);
 // Width an (h, w) image is resized to: min(image_w, ceil(image_h * w / h)) (PaddleOCR's rule).
 int resized_width(int h, int w, int image_h, int image_w);
 
-// resize_norm: a BGR uint8 image -> float32 (C, H, W) written at `out` (C * H * W floats), in the
-// model's channel order, scaled to [-1, 1], zero right padding. `width` is the tensor width W.
+// Columns an (h, w) image fills in an input of width `width`: resized_width(h, w, H, width) if the model
+// pads, else `width` (it stretches); Preprocess.content_width.
+int content_width(const ModelInfo& info, int h, int w, int width);
+
+// resize_norm: a BGR uint8 image -> float32 (C, H, W) written at `out` (C * H * W floats) by the
+// model's spec: resized to content_width columns, in the model's channel order, normalised, zero
+// right padding. `width` is the tensor width W. Bit-exact with Preprocess.__call__.
 void resize_norm(const cv::Mat& bgr, const ModelInfo& info, int width, float* out);
 
 // Greedy CTC decoding of logits (B, T, K) (row-major), as crnn.decoders.Decoder with its default options:
