@@ -15,9 +15,8 @@ without it the current tree runs as the base does.
     python scripts/train_throughput.py --config configs/train/crnn_mv3_en_r7.yml --nproc 2 \\
         -o Train.loader.batch_size_per_card=32
 
-PaddleOCR's own training step is not compared here: its training code (``ppocr.modeling``,
-``ppocr.losses``, ``tools/train.py``) is not in any ``paddleocr`` wheel on PyPI (2.0.6, 2.6.1.3 and
-2.8.1 hold the inference code only), and this machine reaches no other source of it.
+PaddleOCR's own training step is compared by ``scripts/train_step_vs_paddle.py`` (model-only steps
+on the same batches; it needs a PaddleOCR source tree, see docs/training_throughput.md).
 """
 
 from __future__ import annotations
