@@ -196,3 +196,23 @@ def test_recognizer_positions_and_predict_formats(capsys, tmp_path) -> None:
     lex.write_text("welcomes\nwelkin\n", encoding="utf-8")
     assert main(["predict", str(img), "--lexicon", str(lex), "--decoder", "beam"]) == 0
     assert capsys.readouterr().out.split("\t")[1] == "welcomes"
+
+
+def test_temperature_changes_confidences_never_readings(tmp_path) -> None:
+    # A close call between "cqt" (the model) and "cat" (the prior): the fusion weighs the model's own
+    # scores; dividing the logits by the calibration temperature must not shift that balance.
+    wl = tmp_path / "words.txt"
+    wl.write_text("cat\ncar\ncart\nhat\nmat\nchat\n", encoding="utf-8")
+    logits = frames({"c": .9}, {"": .9}, {"q": .75, "a": .2}, {"": .9}, {"t": .9})
+    for options in ({"decoder": "beam", "lm": str(wl), "lm_weight": 0.5, "lm_order": 3},
+                    {"decoder": "beam", "lexicon": str(wl), "lexicon_max_distance": 1},
+                    {"lexicon": str(wl), "lexicon_max_distance": 1}, {"decoder": "beam"}, {}):
+        plain, hot = (build_decoder(PostProcessConfig(**options, temperature=t), CS)(logits)[0] for t in (1.0, 3.0))
+        assert hot.text == plain.text, options
+        assert hot.char_frames == plain.char_frames
+        assert hot.confidence < plain.confidence  # flatter: the one place the temperature acts
+    rng = np.random.default_rng(7)
+    noisy = rng.normal(size=(16, 20, CS.num_classes)).astype(np.float32) * 3
+    beam = {t: build_decoder(PostProcessConfig(decoder="beam", lm=str(wl), lm_order=3, temperature=t), CS)(noisy)
+            for t in (1.0, 2.0)}
+    assert [p.text for p in beam[1.0]] == [p.text for p in beam[2.0]]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,24 +43,37 @@ class Decoder:
         self.lexicon = Lexicon.from_file(cfg.lexicon, charset, cfg.lexicon_max_distance) if cfg.lexicon else None
 
     def masked(self, logits: np.ndarray) -> np.ndarray:
-        """Logits divided by the temperature, with the classes outside the allow/block lists at -inf."""
-        if self.cfg.temperature != 1.0:
-            logits = logits.astype(np.float32) / np.float32(self.cfg.temperature)
+        """Logits with the classes outside the allow/block lists at -inf."""
         if self.mask is None:
             return logits
         return np.where(self.mask, logits.astype(np.float32), np.float32(-np.inf))
 
+    def tempered(self, logits: np.ndarray) -> np.ndarray:
+        """Logits divided by the temperature: for confidences only. Searches (beam, prior, lexicon) rank
+        readings by the model's own scores, so that calibration never changes a reading; the greedy path
+        and the best alignment of a label do not depend on the temperature anyway."""
+        if self.cfg.temperature == 1.0:
+            return logits
+        return logits.astype(np.float32) / np.float32(self.cfg.temperature)
+
     def __call__(self, logits: np.ndarray) -> list[Prediction]:
         """(B, T, C) raw scores -> one ``Prediction`` per row."""
         logits = self.masked(logits)
-        preds = greedy_from_probs(softmax(logits), self.charset, self.cfg.word_score)
+        tempered = self.tempered(logits)
+        preds = greedy_from_probs(softmax(tempered), self.charset, self.cfg.word_score)
         if self.lexicon is None:
             return preds
-        logp = log_softmax(logits)
-        return [self.lexicon.constrain(lp, p, self.rescore) for lp, p in zip(logp, preds, strict=True)]
+        out = []
+        for lp, lc, p in zip(log_softmax(logits), log_softmax(tempered), preds, strict=True):
+            label = self.lexicon.choose(lp, p.text)
+            out.append(p if label is None else self.rescore(lc, label))
+        return out
 
     def rescore(self, logp: np.ndarray, label: Sequence[int]) -> Prediction:
-        """A ``Prediction`` for a chosen label: per-symbol frames from the best alignment, confidences there."""
+        """A ``Prediction`` for a chosen label: per-symbol frames from the best alignment, confidences there.
+
+        ``logp``: (T, C) log-probabilities of the tempered logits (the alignment does not depend on it).
+        """
         spans = align(logp, label)
         if not spans:
             return Prediction("", 0.0)
@@ -90,13 +103,17 @@ class BeamDecoder(Decoder):
         self.bonus = cfg.length_bonus if self.lm is not None else 0.0  # it offsets the prior's cost per symbol
 
     def __call__(self, logits: np.ndarray) -> list[Prediction]:
-        logp = log_softmax(self.masked(logits))
-        greedy = greedy_from_probs(np.exp(logp), self.charset, self.cfg.word_score)
+        masked = self.masked(logits)
+        logp = log_softmax(masked)  # the search's scores: the model's own
+        conf = logp if self.cfg.temperature == 1.0 else log_softmax(self.tempered(masked))  # the confidences'
+        greedy = greedy_from_probs(np.exp(conf), self.charset, self.cfg.word_score)
         out = []
-        for lp, g in zip(logp, greedy, strict=True):
+        for lp, lc, g in zip(logp, conf, greedy, strict=True):
             label = self.search(lp, g)
-            pred = g if label == self.charset.encode(g.text) else self.rescore(lp, label)
-            out.append(pred if self.lexicon is None else self.lexicon.constrain(lp, pred, self.rescore))
+            if self.lexicon is not None:
+                chosen = self.lexicon.choose(lp, self.charset.decode(label))
+                label = label if chosen is None else chosen
+            out.append(g if label == self.charset.encode(g.text) else self.rescore(lc, label))
         return out
 
     def search(self, logp: np.ndarray, greedy: Prediction) -> list[int]:
@@ -162,18 +179,16 @@ class Lexicon:
                                score_cutoff=self.max_distance, limit=None)
         return [w for w, _, _ in hits]
 
-    def constrain(self, logp: np.ndarray, free: Prediction, rescore: Callable[[np.ndarray, Sequence[int]],
-                                                                                  Prediction]) -> Prediction:
-        """The best-scoring candidate for one row's (T, C) log-probabilities, else ``free``."""
-        words = self.candidates(free.text)
+    def choose(self, logp: np.ndarray, free: str) -> list[int] | None:
+        """The label of the best-scoring candidate near the free reading ``free`` for one row's (T, C)
+        log-probabilities; None when no lexicon word is near it (or none can be aligned): keep ``free``."""
+        words = self.candidates(free)
         if not words:
-            return free
+            return None
         labels = [self.labels[w] for w in words]
         scores = ctc_log_prob(logp, labels)
         best = int(np.argmax(scores))
-        if not np.isfinite(scores[best]):
-            return free
-        return rescore(logp, labels[best])
+        return labels[best] if np.isfinite(scores[best]) else None
 
 
 def symbol_mask(charset: Charset, allow: str | None, block: str | None) -> np.ndarray | None:
