@@ -63,8 +63,10 @@ class Decoder:
         preds = greedy_from_probs(softmax(tempered), self.charset, self.cfg.word_score)
         if self.lexicon is None:
             return preds
+        logp = log_softmax(logits)  # the lexicon's scores: the model's own
+        conf = logp if tempered is logits else log_softmax(tempered)  # the confidences'
         out = []
-        for lp, lc, p in zip(log_softmax(logits), log_softmax(tempered), preds, strict=True):
+        for lp, lc, p in zip(logp, conf, preds, strict=True):
             label = self.lexicon.choose(lp, p.text)
             out.append(p if label is None else self.rescore(lc, label))
         return out
