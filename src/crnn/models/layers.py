@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from crnn.models.depthwise import DepthwiseConv2d
+
 
 def make_act(name: str | None) -> nn.Module:
     """Activation by PaddleOCR's name."""
@@ -31,8 +33,14 @@ class ConvBNAct(nn.Module):
                  avg_down: bool = False):
         super().__init__()
         self.pool = (nn.AvgPool2d(stride, stride, padding=0, ceil_mode=True) if avg_down else nn.Identity())
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, 1 if avg_down else stride,
-                              padding=(kernel_size - 1) // 2, groups=groups, bias=False)
+        conv_stride = 1 if avg_down else stride
+        padding = (kernel_size - 1) // 2
+        if groups > 1 and groups == in_channels == out_channels:
+            # Same parameters and outputs as nn.Conv2d; a faster weight gradient when training on CPU.
+            self.conv: nn.Conv2d = DepthwiseConv2d(out_channels, kernel_size, conv_stride, padding)
+        else:
+            self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, conv_stride, padding=padding,
+                                  groups=groups, bias=False)
         # Paddle's BatchNorm momentum 0.9 is PyTorch's 0.1 (the default); eps 1e-5 in both.
         self.bn = nn.BatchNorm2d(out_channels)
         self.act = make_act(act)
