@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from crnn.models.depthwise import DepthwiseConv2d
+from crnn.models.train_kernels import DepthwiseConv2d, bn_act, fused_bn_act_applies
 
 
 def make_act(name: str | None) -> nn.Module:
@@ -44,10 +44,14 @@ class ConvBNAct(nn.Module):
         # Paddle's BatchNorm momentum 0.9 is PyTorch's 0.1 (the default); eps 1e-5 in both.
         self.bn = nn.BatchNorm2d(out_channels)
         self.act = make_act(act)
+        self.act_name = act
         self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(self.conv(self.pool(x))))
+        y = self.conv(self.pool(x))
+        if fused_bn_act_applies(self.bn, y):
+            return bn_act(self.bn, self.act_name, y)  # training on CPU: the same function, fewer passes
+        return self.act(self.bn(y))
 
 
 class SqueezeExcite(nn.Module):

@@ -1,0 +1,177 @@
+"""crnn's CPU kernels for the training step: depthwise weight gradient, fused BatchNorm + activation.
+
+On 2 CPU cores the mv3 model's training step is bound by passes over memory (docs/training_throughput.md):
+PyTorch 2.13 computes a 5x5 depthwise convolution's weight gradient with a oneDNN pass 3-5x slower
+than the forward convolution, and runs BatchNorm and the activation after it as separate passes, forward
+and backward. ``csrc/train_kernels.cpp`` does the same arithmetic in fewer, vectorised passes over
+channels-last memory. It is built the first time training needs it (``torch.utils.cpp_extension``,
+cached per CPU kind, about a minute); where it cannot be built (no C++ compiler), PyTorch's own path is
+used and one warning says so.
+
+Only training on CPU in float32 changes: evaluation, export, the parameters and the state dict are
+PyTorch's modules' own, and ``tests/test_train_kernels.py`` checks outputs, gradients and running
+statistics against them.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import platform
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+_SOURCE = Path(__file__).with_name("csrc") / "train_kernels.cpp"
+# CRNN_TRAIN_KERNELS=0 turns the kernels off (PyTorch's path everywhere), e.g. to compare the two.
+enabled = os.environ.get("CRNN_TRAIN_KERNELS", "1") != "0"
+# The depthwise kernel is used from this kernel area up: measured 3-5x faster than oneDNN for 5x5, while
+# oneDNN's 3x3 pass is as fast or faster (docs/training_throughput.md).
+MIN_KERNEL_AREA = 25
+
+
+def _kernels_apply(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """True when a training computation on ``x`` may use the kernels: autograd on, CPU, float32, eager."""
+    return (enabled and torch.is_grad_enabled() and x.device.type == "cpu" and x.dim() == 4
+            and x.dtype == torch.float32 and weight.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu")
+            and not torch.jit.is_tracing() and not torch.jit.is_scripting()
+            and not torch.compiler.is_compiling() and not torch.onnx.is_in_onnx_export()
+            and kernel() is not None)
+
+
+def _cpu_kind() -> str:
+    """A short tag of this CPU's model and flags: the build uses -march=native, so a cached binary
+    must never be loaded on a CPU of another kind (e.g. one without AVX-512)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text(errors="replace")
+        lines = [ln for ln in info.splitlines() if ln.startswith(("model name", "flags"))][:2]
+    except OSError:
+        lines = [platform.processor()]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:10]
+
+
+@functools.cache
+def kernel() -> ModuleType | None:
+    """The compiled extension, or None (with one warning) where it cannot be built here."""
+    try:
+        from torch.utils.cpp_extension import load
+
+        flags = ["-O3", "-fopenmp"] + (["-march=native"] if platform.machine() in ("x86_64", "AMD64") else [])
+        return load(name=f"crnn_train_kernels_{_cpu_kind()}", sources=[str(_SOURCE)],
+                    extra_cflags=flags, extra_ldflags=["-fopenmp"], verbose=False)
+    except Exception as e:  # no compiler, no ninja, a failed build: training still works, only slower
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        log.warning("crnn's training kernels not built (%s); using PyTorch's (slower on CPU)", first)
+        return None
+
+
+class _DepthwiseConvFn(torch.autograd.Function):
+    """F.conv2d with groups == channels; backward: PyTorch's input gradient, crnn's weight gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, stride: tuple[int, int],
+                padding: tuple[int, int]) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.stride, ctx.padding = stride, padding
+        return F.conv2d(x, weight, None, stride, padding, 1, weight.shape[0])
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        stride, padding = ctx.stride, ctx.padding
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.ops.aten.convolution_backward(
+                grad_out, x, weight, None, stride, padding, (1, 1), False, (0, 0), weight.shape[0],
+                (True, False, False))[0]
+        if ctx.needs_input_grad[1]:
+            ext = kernel()
+            assert ext is not None  # forward only takes this path when the kernel is built
+            kh, kw = weight.shape[2], weight.shape[3]
+            grad_w = ext.depthwise_weight_grad(x, grad_out.contiguous(memory_format=torch.channels_last),
+                                               kh, kw, stride[0], stride[1], padding[0], padding[1])
+        return grad_x, grad_w, None, None
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """``nn.Conv2d(channels, channels, k, groups=channels, bias=False)``; same parameters and outputs.
+
+    Shapes: (B, C, H, W) -> (B, C, H', W'). In training on CPU in float32 with a kernel of at least
+    ``MIN_KERNEL_AREA`` taps, the weight gradient comes from crnn's kernel; otherwise this is nn.Conv2d.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, stride: int | tuple[int, int] = 1, padding: int = 0):
+        super().__init__(channels, channels, kernel_size, stride, padding, groups=channels, bias=False)
+
+    def _use_kernel(self, x: torch.Tensor) -> bool:
+        k = self.kernel_size
+        return self.weight.requires_grad and k[0] * k[1] >= MIN_KERNEL_AREA and _kernels_apply(x, self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._use_kernel(x):
+            stride = (int(self.stride[0]), int(self.stride[1]))
+            padding = (int(self.padding[0]), int(self.padding[1]))
+            out: torch.Tensor = _DepthwiseConvFn.apply(x, self.weight, stride, padding)
+            return out
+        return super().forward(x)
+
+
+ACT_CODES = {None: 0, "relu": 1, "hardswish": 2}  # the C++ file's activation codes
+
+
+class _BNActFn(torch.autograd.Function):
+    """act(batch_norm(x)) with batch statistics; returns (y, mean, biased var), the statistics not differentiable."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float,
+                act: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ext = kernel()
+        assert ext is not None
+        y, mean, var, invstd = ext.bn_act_forward(x, weight, bias, eps, act)
+        ctx.save_for_backward(x, weight, bias, mean, invstd)
+        ctx.act = act
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var
+
+    @staticmethod
+    def backward(ctx: Any, grad_y: torch.Tensor, _gm: Any, _gv: Any) -> tuple[torch.Tensor | None, ...]:
+        x, weight, bias, mean, invstd = ctx.saved_tensors
+        ext = kernel()
+        assert ext is not None
+        grad_x, grad_w, grad_b = ext.bn_act_backward(grad_y.contiguous(memory_format=torch.channels_last), x,
+                                                    weight, bias, mean, invstd, ctx.act)
+        return grad_x, grad_w, grad_b, None, None
+
+
+def fused_bn_act_applies(bn: nn.BatchNorm2d, x: torch.Tensor) -> bool:
+    """Whether ``bn_act`` may replace ``act(bn(x))`` here: training mode with running statistics, affine."""
+    return (bn.training and bn.track_running_stats and bn.momentum is not None and bn.affine
+            and bn.running_mean is not None and _kernels_apply(x, bn.weight))
+
+
+def bn_act(bn: nn.BatchNorm2d, act: str | None, x: torch.Tensor) -> torch.Tensor:
+    """``act(bn(x))`` in training mode, in two passes forward and two backward; updates ``bn``'s running
+    statistics (and ``num_batches_tracked``) exactly as ``nn.BatchNorm2d`` does. Shapes: (B, C, H, W) -> same.
+
+    Call only where ``fused_bn_act_applies(bn, x)``.
+    """
+    y, mean, var = _BNActFn.apply(x, bn.weight, bn.bias, bn.eps, ACT_CODES[act])
+    assert bn.running_mean is not None and bn.running_var is not None and bn.num_batches_tracked is not None
+    m = float(bn.momentum)  # type: ignore[arg-type]
+    n = x.numel() // x.shape[1]
+    with torch.no_grad():
+        bn.num_batches_tracked.add_(1)
+        bn.running_mean.mul_(1 - m).add_(mean, alpha=m)
+        # running_var tracks the unbiased variance, as nn.BatchNorm2d's does
+        bn.running_var.mul_(1 - m).add_(var * (n / max(n - 1, 1)), alpha=m)
+    out: torch.Tensor = y
+    return out
