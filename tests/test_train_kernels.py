@@ -13,7 +13,7 @@ from crnn.config import load_config
 from crnn.loss import ctc_loss
 from crnn.models import build_model
 from crnn.models import train_kernels as depthwise
-from crnn.models.layers import ConvBNAct
+from crnn.models.layers import ConvBNAct, SqueezeExcite
 from crnn.models.train_kernels import DepthwiseConv2d, bn_act
 
 needs_compiler = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
@@ -166,6 +166,32 @@ def test_conv_bn_act_takes_the_fused_path_only_in_training(monkeypatch: pytest.M
         block.train()
         block(x)
     assert len(calls) <= 1, "eval mode or no autograd took the fused path"
+
+
+@needs_compiler
+@pytest.mark.parametrize("shape", [(4, 24, 3, 7), (2, 8, 1, 1), (3, 40, 2, 50)])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_squeeze_excite_equals_pytorchs(shape: tuple[int, int, int, int], channels_last: bool) -> None:
+    torch.manual_seed(shape[1])
+    se = SqueezeExcite(shape[1])
+    x = torch.randn(shape)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    g = torch.randn(shape)
+    got = {}
+    old = depthwise.enabled
+    try:
+        for on in (False, True):
+            depthwise.enabled = on
+            se.zero_grad()
+            xx = x.clone().requires_grad_()
+            y = se(xx)
+            (y * g).sum().backward()
+            got[on] = [y.detach(), xx.grad, *(p.grad.clone() for p in se.parameters())]  # type: ignore[union-attr]
+    finally:
+        depthwise.enabled = old
+    for name, a, b in zip(["output", "input grad", "w1", "b1", "w2", "b2"], got[True], got[False], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
 
 @needs_compiler

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from crnn.models.train_kernels import DepthwiseConv2d, bn_act, fused_bn_act_applies
+from crnn.models.train_kernels import DepthwiseConv2d, bn_act, fused_bn_act_applies, squeeze_excite
 
 
 def make_act(name: str | None) -> nn.Module:
@@ -66,9 +66,10 @@ class SqueezeExcite(nn.Module):
         self.conv2 = nn.Conv2d(channels // reduction, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean(dim=(2, 3), keepdim=True)  # (B, C, H, W) -> (B, C, 1, 1)
-        s = self.conv2(torch.relu(self.conv1(s)))
-        return x * torch.clamp(0.2 * s + 0.5, 0.0, 1.0)
+        # mean over pixels (B, C, H, W) -> (B, C, 1, 1), 1x1 convs, gate, x * gate (crnn/models/train_kernels.py)
+        b1, b2 = self.conv1.bias, self.conv2.bias
+        assert b1 is not None and b2 is not None
+        return squeeze_excite(x, self.conv1.weight, b1, self.conv2.weight, b2)
 
 
 def init_weights(module: nn.Module) -> None:

@@ -152,9 +152,10 @@ class _BNActFn(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None
 
 
-def fused_bn_act_applies(bn: nn.BatchNorm2d, x: torch.Tensor) -> bool:
-    """Whether ``bn_act`` may replace ``act(bn(x))`` here: training mode with running statistics, affine."""
-    return (bn.training and bn.track_running_stats and bn.momentum is not None and bn.affine
+def fused_bn_act_applies(bn: nn.Module, x: torch.Tensor) -> bool:
+    """Whether ``bn_act`` may replace ``act(bn(x))`` here: a BatchNorm2d (not one folded away for inference)
+    in training mode with running statistics, affine."""
+    return (isinstance(bn, nn.BatchNorm2d) and bn.training and bn.track_running_stats and bn.momentum is not None and bn.affine
             and bn.running_mean is not None and _kernels_apply(x, bn.weight))
 
 
@@ -175,3 +176,49 @@ def bn_act(bn: nn.BatchNorm2d, act: str | None, x: torch.Tensor) -> torch.Tensor
         bn.running_var.mul_(1 - m).add_(var * (n / max(n - 1, 1)), alpha=m)
     out: torch.Tensor = y
     return out
+
+
+def _se_gate(s: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor) -> torch.Tensor:
+    """SqueezeExcite's gate from the pooled input: (B, C, 1, 1) -> (B, C, 1, 1), the module's own ops."""
+    return torch.clamp(0.2 * F.conv2d(torch.relu(F.conv2d(s, w1, b1)), w2, b2) + 0.5, 0.0, 1.0)
+
+
+class _SqueezeExciteFn(torch.autograd.Function):
+    """x * gate(mean(x)) with one pass over the activations forward (after the mean) and two backward.
+
+    PyTorch's autograd would write go * gate, go * x, the mean's broadcast gradient and their sum as
+    separate full-size tensors; here the gate's gradient is one fused reduction (``channel_dot``) and the
+    input's gradient one ``addcmul``. The small gate path is re-run under autograd in the backward pass.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
+                b2: torch.Tensor) -> torch.Tensor:
+        s = x.mean(dim=(2, 3), keepdim=True)  # (B, C, H, W) -> (B, C, 1, 1)
+        gate = _se_gate(s, w1, b1, w2, b2)
+        ctx.save_for_backward(x, s, w1, b1, w2, b2, gate)
+        return x * gate
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x, s, w1, b1, w2, b2, gate = ctx.saved_tensors
+        ext = kernel()
+        assert ext is not None
+        grad_out = grad_out.contiguous(memory_format=torch.channels_last)
+        grad_gate = ext.channel_dot(grad_out, x).view_as(gate)  # (B, C) -> (B, C, 1, 1)
+        with torch.enable_grad():
+            inputs = [t.detach().requires_grad_() for t in (s, w1, b1, w2, b2)]
+            grads = torch.autograd.grad(_se_gate(*inputs), inputs, grad_gate)
+        grad_s = grads[0] / (x.shape[2] * x.shape[3])  # the mean's gradient, spread over the pixels
+        grad_x = torch.addcmul(grad_s, grad_out, gate)  # grad_out * gate + grad_s, broadcast: one pass
+        return (grad_x, *grads[1:])
+
+
+def squeeze_excite(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
+                   b2: torch.Tensor) -> torch.Tensor:
+    """``x * clip(0.2 conv2(relu(conv1(mean(x)))) + 0.5, 0, 1)``; (B, C, H, W) -> same. Uses the kernels
+    when ``_kernels_apply`` allows (training on CPU), PyTorch's ops otherwise: the same function either way."""
+    if _kernels_apply(x, w1):
+        out: torch.Tensor = _SqueezeExciteFn.apply(x, w1, b1, w2, b2)
+        return out
+    return x * _se_gate(x.mean(dim=(2, 3), keepdim=True), w1, b1, w2, b2)

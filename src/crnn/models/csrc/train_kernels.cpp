@@ -256,7 +256,36 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> bn_act_backward(
   return {as_nchw(grad_x), grad_w, grad_b};
 }
 
+// Per sample and channel, the sum over pixels of a * b: (N, C, H, W) x 2 -> (N, C). One pass over both
+// (the squeeze-excite gate's gradient, sum over pixels of grad_out * x, without a product tensor).
+torch::Tensor channel_dot(torch::Tensor a, torch::Tensor b) {
+  TORCH_CHECK(a.sizes() == b.sizes() && a.dim() == 4, "expected two 4-D tensors of one shape");
+  TORCH_CHECK(a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat, "expected float32");
+  const auto al = rows_of_channels(a);
+  const auto bl = rows_of_channels(b);
+  const int64_t N = al.size(0), P = al.size(1) * al.size(2), C = al.size(3);
+  const float* ap = al.data_ptr<float>();
+  const float* bp = bl.data_ptr<float>();
+  auto out = torch::zeros({N, C}, a.options().memory_format(at::MemoryFormat::Contiguous));
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
+    std::vector<double> unused(C);  // sum_rows' second sum
+    for (int64_t n = n0; n < n1; ++n) {
+      std::vector<double> acc(C, 0.0);
+      const float* an = ap + n * P * C;
+      const float* bn = bp + n * P * C;
+      sum_rows(0, P, C, acc.data(), unused.data(), [&](int64_t r, int64_t c, float& u, float& v) {
+        u = an[r * C + c] * bn[r * C + c];
+        v = 0.f;
+      });
+      for (int64_t c = 0; c < C; ++c) op[n * C + c] = static_cast<float>(acc[c]);
+    }
+  });
+  return out;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("channel_dot", &channel_dot, "per sample and channel, the sum over pixels of a * b");
   m.def("depthwise_weight_grad", &depthwise_weight_grad, "weight gradient of a depthwise conv2d");
   m.def("bn_act_forward", &bn_act_forward, "BatchNorm (batch statistics) + activation, forward");
   m.def("bn_act_backward", &bn_act_backward, "BatchNorm (batch statistics) + activation, backward");
