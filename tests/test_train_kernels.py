@@ -46,6 +46,7 @@ def test_gradients_equal_pytorchs(k: int, stride: tuple[int, int], shape: tuple[
     x = torch.randn(shape)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
+        ours.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     used = []
     monkeypatch.setattr(depthwise._DepthwiseConvFn, "apply",
                         lambda *a, orig=depthwise._DepthwiseConvFn.apply: used.append(1) or orig(*a))
@@ -63,6 +64,7 @@ def test_gradients_equal_pytorchs(k: int, stride: tuple[int, int], shape: tuple[
     torch.testing.assert_close(yo, yr)
     torch.testing.assert_close(xo.grad, xr.grad)
     torch.testing.assert_close(ours.weight.grad, ref.weight.grad, rtol=1e-4, atol=1e-4)
+    assert ours.weight.grad.stride() == ours.weight.stride()  # DDP's buckets are laid out as the parameter
 
 
 def test_pytorchs_path_outside_training(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -97,8 +97,10 @@ class _DepthwiseConvFn(torch.autograd.Function):
             ext = kernel()
             assert ext is not None  # forward only takes this path when the kernel is built
             kh, kw = weight.shape[2], weight.shape[3]
-            grad_w = ext.depthwise_weight_grad(x, grad_out.contiguous(memory_format=torch.channels_last),
-                                               kh, kw, stride[0], stride[1], padding[0], padding[1])
+            grad = ext.depthwise_weight_grad(x, grad_out.contiguous(memory_format=torch.channels_last),
+                                             kh, kw, stride[0], stride[1], padding[0], padding[1])
+            # in the weight's own strides (DDP's gradient buckets expect them; a channels-last model's differ)
+            grad_w = torch.empty_like(weight).copy_(grad)
         return grad_x, grad_w, None, None
 
 
