@@ -1,9 +1,10 @@
-"""crnn's CPU kernels for the training step: depthwise weight gradient, fused BatchNorm + activation.
+"""crnn's CPU kernels for the training step: BatchNorm + activation, squeeze-excite, depthwise weight gradient.
 
 On 2 CPU cores the mv3 model's training step is bound by passes over memory (docs/training_throughput.md):
-PyTorch 2.13 computes a 5x5 depthwise convolution's weight gradient with a oneDNN pass 3-5x slower
-than the forward convolution, and runs BatchNorm and the activation after it as separate passes, forward
-and backward. ``csrc/train_kernels.cpp`` does the same arithmetic in fewer, vectorised passes over
+PyTorch 2.13 runs BatchNorm and the activation after it as separate passes forward and backward, writes
+several full-size temporaries in the squeeze-excite blocks' backward pass, and computes a 5x5 depthwise
+convolution's weight gradient with a oneDNN pass 3-5x slower than the forward convolution.
+``csrc/train_kernels.cpp`` does the same arithmetic in fewer, vectorised passes over
 channels-last memory. It is built the first time training needs it (``torch.utils.cpp_extension``,
 cached per CPU kind, about a minute); where it cannot be built (no C++ compiler), PyTorch's own path is
 used and one warning says so.
@@ -157,8 +158,8 @@ class _BNActFn(torch.autograd.Function):
 def fused_bn_act_applies(bn: nn.Module, x: torch.Tensor) -> bool:
     """Whether ``bn_act`` may replace ``act(bn(x))`` here: a BatchNorm2d (not one folded away for inference)
     in training mode with running statistics, affine."""
-    return (isinstance(bn, nn.BatchNorm2d) and bn.training and bn.track_running_stats and bn.momentum is not None and bn.affine
-            and bn.running_mean is not None and _kernels_apply(x, bn.weight))
+    return (isinstance(bn, nn.BatchNorm2d) and bn.training and bn.track_running_stats and bn.affine
+            and bn.momentum is not None and bn.running_mean is not None and _kernels_apply(x, bn.weight))
 
 
 def bn_act(bn: nn.BatchNorm2d, act: str | None, x: torch.Tensor) -> torch.Tensor:
