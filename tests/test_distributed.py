@@ -136,3 +136,34 @@ def test_kill_and_resume_with_another_world_size(tiny_set: Path, tmp_path: Path)
     _torchrun(1, cfg_path, f"Global.checkpoints={latest}", f"Global.max_steps={killed_at + 3}")
     state = checkpoint.load(latest)
     assert state["step"] == killed_at + 3 and state["world_size"] == 1
+
+
+def test_sigterm_stops_every_rank_after_its_step_and_saves(tiny_set: Path, tmp_path: Path):
+    """`crnn train --nproc 2` with loader workers, stopped by SIGTERM (a scheduler's stop, or Ctrl-C's
+    path): torchrun signals each rank's whole process group, workers included; the ranks must still agree on
+    a step, save latest.pt at it and exit 143 (a worker killed by the signal used to crash the rank)."""
+    out = tmp_path / "run"
+    data = _config(tiny_set, out, max_steps=100000, save_latest_step=0, print_batch_step=1)
+    data["Train"]["loader"]["num_workers"] = 1
+    cfg_path = tmp_path / "run.yml"
+    cfg_path.write_text(yaml.safe_dump(data))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "crnn", "train", "--nproc", "2", "-c", str(cfg_path)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        metrics = out / "metrics.jsonl"
+        deadline = time.time() + 240
+        while time.time() < deadline and not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 3):
+            time.sleep(0.5)
+        assert metrics.is_file(), "training did not start"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        subprocess.run(["pkill", "-9", "-f", str(cfg_path)], check=False)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "killed by signal" not in err, err[-3000:]
+    state = checkpoint.load(out / "latest.pt")
+    rows = [r for r in map(yaml.safe_load, metrics.read_text().splitlines()) if r.get("kind") == "train"]
+    assert state["step"] >= 3 and max(r["step"] for r in rows) == state["step"]

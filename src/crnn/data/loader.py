@@ -133,10 +133,13 @@ def split_batch(batch: Batch, size: int) -> list[Batch]:
 
 
 def _ignore_interrupts(worker_id: int) -> None:
-    """Workers leave Ctrl-C to the main process, which stops after its step and saves (crnn.train)."""
+    """Workers leave Ctrl-C and SIGTERM to the main process, which stops after its step and saves
+    (crnn.train); the loader then shuts them down. torchrun sends SIGTERM to each rank's whole process
+    group, workers included: a worker killed by it made its rank crash before saving."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 @functools.cache
