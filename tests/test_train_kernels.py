@@ -78,6 +78,12 @@ def test_pytorchs_path_outside_training(monkeypatch: pytest.MonkeyPatch) -> None
         torch.testing.assert_close(ours(x), ref(x))
     small, small_ref = _pair(6, 3, (1, 1))
     torch.testing.assert_close(small(x), small_ref(x))
+    # eval mode with autograd on (a user's plain ``model(x)``): never the kernels, so never their build
+    monkeypatch.setattr(depthwise, "kernel", lambda: pytest.fail("kernels asked for outside training"))
+    se = SqueezeExcite(6).eval()
+    ours.eval()
+    torch.testing.assert_close(ours(x), ref(x))
+    se(x)
     assert list(ours.state_dict()) == ["weight"] and ours.weight.shape == (6, 1, 5, 5)
 
 

@@ -69,7 +69,7 @@ class SqueezeExcite(nn.Module):
         # mean over pixels (B, C, H, W) -> (B, C, 1, 1), 1x1 convs, gate, x * gate (crnn/models/train_kernels.py)
         b1, b2 = self.conv1.bias, self.conv2.bias
         assert b1 is not None and b2 is not None
-        return squeeze_excite(x, self.conv1.weight, b1, self.conv2.weight, b2)
+        return squeeze_excite(x, self.conv1.weight, b1, self.conv2.weight, b2, self.training)
 
 
 def init_weights(module: nn.Module) -> None:

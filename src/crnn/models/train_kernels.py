@@ -117,7 +117,8 @@ class DepthwiseConv2d(nn.Conv2d):
 
     def _use_kernel(self, x: torch.Tensor) -> bool:
         k = self.kernel_size
-        return self.weight.requires_grad and k[0] * k[1] >= MIN_KERNEL_AREA and _kernels_apply(x, self.weight)
+        return (self.training and self.weight.requires_grad and k[0] * k[1] >= MIN_KERNEL_AREA
+                and _kernels_apply(x, self.weight))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._use_kernel(x):
@@ -218,10 +219,10 @@ class _SqueezeExciteFn(torch.autograd.Function):
 
 
 def squeeze_excite(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
-                   b2: torch.Tensor) -> torch.Tensor:
+                   b2: torch.Tensor, training: bool) -> torch.Tensor:
     """``x * clip(0.2 conv2(relu(conv1(mean(x)))) + 0.5, 0, 1)``; (B, C, H, W) -> same. Uses the kernels
-    when ``_kernels_apply`` allows (training on CPU), PyTorch's ops otherwise: the same function either way."""
-    if _kernels_apply(x, w1):
+    in training on CPU (``training`` and ``_kernels_apply``), PyTorch's ops otherwise: the same function."""
+    if training and _kernels_apply(x, w1):
         out: torch.Tensor = _SqueezeExciteFn.apply(x, w1, b1, w2, b2)
         return out
     return x * _se_gate(x.mean(dim=(2, 3), keepdim=True), w1, b1, w2, b2)
