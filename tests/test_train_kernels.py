@@ -12,7 +12,7 @@ from torch import nn
 from crnn.config import load_config
 from crnn.loss import ctc_loss
 from crnn.models import build_model
-from crnn.models import train_kernels as depthwise
+from crnn.models import train_kernels as tk
 from crnn.models.layers import ConvBNAct, SqueezeExcite
 from crnn.models.train_kernels import DepthwiseConv2d, bn_act
 
@@ -39,8 +39,8 @@ def _pair(channels: int, k: int, stride: tuple[int, int]) -> tuple[DepthwiseConv
 @pytest.mark.parametrize("threads", [1, 2])
 def test_gradients_equal_pytorchs(k: int, stride: tuple[int, int], shape: tuple[int, int, int, int],
                                   channels_last: bool, threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert depthwise.kernel() is not None, "a C++ compiler is here, so the kernel must build"
-    monkeypatch.setattr(depthwise, "MIN_KERNEL_AREA", 1)
+    assert tk.kernel() is not None, "a C++ compiler is here, so the kernel must build"
+    monkeypatch.setattr(tk, "MIN_KERNEL_AREA", 1)
     torch.manual_seed(k + shape[1])
     ours, ref = _pair(shape[1], k, stride)
     x = torch.randn(shape)
@@ -48,8 +48,8 @@ def test_gradients_equal_pytorchs(k: int, stride: tuple[int, int], shape: tuple[
         x = x.contiguous(memory_format=torch.channels_last)
         ours.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     used = []
-    monkeypatch.setattr(depthwise._DepthwiseConvFn, "apply",
-                        lambda *a, orig=depthwise._DepthwiseConvFn.apply: used.append(1) or orig(*a))
+    monkeypatch.setattr(tk._DepthwiseConvFn, "apply",
+                        lambda *a, orig=tk._DepthwiseConvFn.apply: used.append(1) or orig(*a))
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -70,7 +70,7 @@ def test_gradients_equal_pytorchs(k: int, stride: tuple[int, int], shape: tuple[
 def test_pytorchs_path_outside_training(monkeypatch: pytest.MonkeyPatch) -> None:
     """Inference, small kernels and bf16 autocast never take the kernel's path; outputs are nn.Conv2d's."""
     ours, ref = _pair(6, 5, (1, 1))
-    monkeypatch.setattr(depthwise._DepthwiseConvFn, "apply", lambda *a: pytest.fail("kernel path taken"))
+    monkeypatch.setattr(tk._DepthwiseConvFn, "apply", lambda *a: pytest.fail("kernel path taken"))
     x = torch.randn(2, 6, 4, 9)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), ref(x))
@@ -79,7 +79,7 @@ def test_pytorchs_path_outside_training(monkeypatch: pytest.MonkeyPatch) -> None
     small, small_ref = _pair(6, 3, (1, 1))
     torch.testing.assert_close(small(x), small_ref(x))
     # eval mode with autograd on (a user's plain ``model(x)``): never the kernels, so never their build
-    monkeypatch.setattr(depthwise, "kernel", lambda: pytest.fail("kernels asked for outside training"))
+    monkeypatch.setattr(tk, "kernel", lambda: pytest.fail("kernels asked for outside training"))
     se = SqueezeExcite(6).eval()
     ours.eval()
     torch.testing.assert_close(ours(x), ref(x))
@@ -96,7 +96,7 @@ def test_no_compiler_falls_back_with_one_warning(monkeypatch: pytest.MonkeyPatch
         raise RuntimeError("Ninja is required to load C++ extensions\nmore detail")
 
     monkeypatch.setattr(cpp, "load", broken)
-    depthwise.kernel.cache_clear()
+    tk.kernel.cache_clear()
     try:
         ours, ref = _pair(4, 5, (1, 1))
         x = torch.randn(2, 4, 3, 8)
@@ -105,7 +105,7 @@ def test_no_compiler_falls_back_with_one_warning(monkeypatch: pytest.MonkeyPatch
         ours(x).sum()  # second call: no second warning
         torch.testing.assert_close(ours.weight.grad, ref.weight.grad)
     finally:
-        depthwise.kernel.cache_clear()
+        tk.kernel.cache_clear()
     warnings = [r.getMessage() for r in caplog.records if "kernels" in r.getMessage()]
     assert warnings == ["crnn's training kernels not built (Ninja is required to load C++ extensions); "
                         "using PyTorch's (slower on CPU)"]
@@ -159,13 +159,13 @@ def test_bn_act_equals_pytorch(act: str | None, shape: tuple[int, int, int, int]
 
 def test_conv_bn_act_takes_the_fused_path_only_in_training(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real = depthwise._BNActFn.apply
-    monkeypatch.setattr(depthwise._BNActFn, "apply", lambda *a: calls.append(1) or real(*a))
+    real = tk._BNActFn.apply
+    monkeypatch.setattr(tk._BNActFn, "apply", lambda *a: calls.append(1) or real(*a))
     block = ConvBNAct(3, 8, 3, act="hardswish")
     x = torch.randn(2, 3, 8, 10)
     block.train()
     block(x).sum().backward()
-    if depthwise.kernel() is not None:
+    if tk.kernel() is not None:
         assert calls == [1]
     block.eval()
     ref = nn.Sequential(block.conv, block.bn, nn.Hardswish())
@@ -187,17 +187,17 @@ def test_squeeze_excite_equals_pytorchs(shape: tuple[int, int, int, int], channe
         x = x.contiguous(memory_format=torch.channels_last)
     g = torch.randn(shape)
     got = {}
-    old = depthwise.enabled
+    old = tk.enabled
     try:
         for on in (False, True):
-            depthwise.enabled = on
+            tk.enabled = on
             se.zero_grad()
             xx = x.clone().requires_grad_()
             y = se(xx)
             (y * g).sum().backward()
             got[on] = [y.detach(), xx.grad, *(p.grad.clone() for p in se.parameters())]  # type: ignore[union-attr]
     finally:
-        depthwise.enabled = old
+        tk.enabled = old
     for name, a, b in zip(["output", "input grad", "w1", "b1", "w2", "b2"], got[True], got[False], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
@@ -216,8 +216,8 @@ def test_training_steps_as_accurate_as_pytorchs() -> None:
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
         gen = torch.Generator().manual_seed(1)
         out = []
-        old = depthwise.enabled
-        depthwise.enabled = kernels
+        old = tk.enabled
+        tk.enabled = kernels
         try:
             for _ in range(3):
                 x = torch.rand(8, 3, 32, 100, generator=gen).to(dtype).contiguous(memory_format=torch.channels_last)
@@ -228,7 +228,7 @@ def test_training_steps_as_accurate_as_pytorchs() -> None:
                 opt.step()
                 out.append(loss.item())
         finally:
-            depthwise.enabled = old
+            tk.enabled = old
         return out
 
     exact = run(False, torch.float64)

@@ -95,7 +95,7 @@ torch::Tensor depthwise_weight_grad(torch::Tensor x, torch::Tensor grad_out, int
   const int64_t K = kh * kw * C;
   const float* xp = xl.data_ptr<float>();
   const float* gp = gl.data_ptr<float>();
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), N));
+  const int64_t chunks = num_chunks(N);
   std::vector<float> acc(static_cast<size_t>(chunks * K), 0.f);  // (chunk, i, j, c): stays in L1/L2
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t chunk = begin; chunk < end; ++chunk) {
@@ -269,15 +269,21 @@ torch::Tensor channel_dot(torch::Tensor a, torch::Tensor b) {
   auto out = torch::zeros({N, C}, a.options().memory_format(at::MemoryFormat::Contiguous));
   float* op = out.data_ptr<float>();
   at::parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
-    std::vector<double> unused(C);  // sum_rows' second sum
+    std::vector<float> block(C);
+    std::vector<double> acc(C);
     for (int64_t n = n0; n < n1; ++n) {
-      std::vector<double> acc(C, 0.0);
+      std::fill(acc.begin(), acc.end(), 0.0);
       const float* an = ap + n * P * C;
       const float* bn = bp + n * P * C;
-      sum_rows(0, P, C, acc.data(), unused.data(), [&](int64_t r, int64_t c, float& u, float& v) {
-        u = an[r * C + c] * bn[r * C + c];
-        v = 0.f;
-      });
+      float* q = block.data();
+      for (int64_t k0 = 0; k0 < P; k0 += kBlock) {  // float within a block of rows, double across blocks
+        std::fill(block.begin(), block.end(), 0.f);
+        for (int64_t r = k0; r < std::min(P, k0 + kBlock); ++r) {
+#pragma omp simd
+          for (int64_t c = 0; c < C; ++c) q[c] += an[r * C + c] * bn[r * C + c];
+        }
+        for (int64_t c = 0; c < C; ++c) acc[c] += q[c];
+      }
       for (int64_t c = 0; c < C; ++c) op[n * C + c] = static_cast<float>(acc[c]);
     }
   });
