@@ -276,6 +276,8 @@ BAD_REQUESTS = {
     "json-too-many": (dict(json={"images": ["aGk="] * 9}), 413, "too_many_images", None),
     "bad-base64": (dict(json={"images": [base64.b64encode(GOOD).decode(), "not base64!"]}), 422, "bad_base64", 1),
     "base64-non-ascii": (dict(json={"images": ["ü"]}), 422, "bad_base64", 0),
+    "data-uri-without-comma": (dict(json={"images": ["data:"]}), 422, "bad_base64", 0),
+    "data-uri-header-only": (dict(json={"images": ["data:image/png;base64"]}), 422, "bad_base64", 0),
     "base64-not-image": (dict(json={"images": [base64.b64encode(b"plain text").decode()]}), 422, "not_an_image", 0),
 }
 

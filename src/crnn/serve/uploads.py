@@ -76,7 +76,13 @@ def _json(body: bytes, settings: ServeSettings) -> list[Upload]:
                        f"{where}: {err['msg']}") from e
     uploads: list[Upload] = []
     for i, text in enumerate(req.images):
-        data = text.split(",", 1)[1] if text.startswith("data:") else text
+        data = text
+        if text.startswith("data:"):
+            # A data URI is "data:<mime>[;base64],<payload>"; without the comma there is no payload.
+            header, comma, data = text.partition(",")
+            if not comma:
+                raise ApiError(422, "bad_base64", f"images[{i}] is a data URI without a comma before its "
+                               f"base64 payload: {header[:40]!r}", item=i)
         try:
             raw = base64.b64decode("".join(data.split()), validate=True)
         except (binascii.Error, ValueError) as e:
