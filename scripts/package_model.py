@@ -48,7 +48,8 @@ def package(src: str, dst: str) -> None:
     out = checkpoint.save(dst, {
         "model": weights, "config": cfg, "charset": state["charset"],
         "provenance": {"source": Path(src).name, "step": state.get("step"), "epoch": state.get("epoch"),
-                       "validation": state.get("best_metric")},
+                       "validation": state.get("best_metric"),
+                       **({"averaged_from": state["averaged_from"]} if "averaged_from" in state else {})},
     })
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) from step {state.get('step')}")
 
