@@ -9,6 +9,7 @@ the CPU flags; the numbers depend on them).
     python scripts/profile_train_step.py -c configs/rec/rec_mv3_none_bilstm_ctc.yml --batch 64 --threads 1 2
     python scripts/profile_train_step.py -c configs/train/crnn_mv3_en_r7.yml --batch 32 --threads 1 --amp --compile
     python scripts/profile_train_step.py --batch 256 --samples 256 --threads 2 --micro 0 128 64 32 --steps 3
+    python scripts/profile_train_step.py -c configs/train/crnn_mv3_en_r11.yml --batch 32 --threads 1 --ops 8
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,11 +74,12 @@ def data_stages(cfg_path: str, n: int, batch: int) -> tuple[dict[str, float], li
 
 
 def model_stages(cfg_path: str, items: list[Item], batch: int, threads: int, amp: bool, compiled: bool,
-                 steps: int, micro: int | None = None) -> dict[str, float]:
+                 steps: int, micro: int | None = None, ops: int = 0) -> dict[str, Any]:
     """Milliseconds per batch of forward, loss, backward and optimizer step (median of ``steps``).
 
     ``micro``: run the batch as chunks of at most this many samples, as ``Global.micro_batch_size`` does
-    (stages summed over the chunks).
+    (stages summed over the chunks). ``ops`` > 0: then ``steps`` more steps under ``torch.profiler``, and
+    ``"ops"`` holds the ``ops`` operators with the most self CPU time, as % of the profiled total.
     """
     torch.set_num_threads(threads)
     cfg = load_config(cfg_path)
@@ -85,9 +88,10 @@ def model_stages(cfg_path: str, items: list[Item], batch: int, threads: int, amp
     opt = build_optimizer(list(model.parameters()), cfg.Optimizer)
     fwd = torch.compile(model) if compiled else model
     chunks = split_batch(make_collate(charset)(items[:batch]), micro or batch)
-    rows: dict[str, list[float]] = {k: [] for k in ("forward", "loss", "backward", "optimizer")}
-    for step in range(steps + 3):  # three warm-up steps (and compilation) are not counted
-        times = dict.fromkeys(rows, 0.0)
+    stages = ("forward", "loss", "backward", "optimizer")
+
+    def one_step() -> dict[str, float]:
+        times = dict.fromkeys(stages, 0.0)
         opt.zero_grad(set_to_none=True)
         for b in chunks:
             images = b.images.contiguous(memory_format=torch.channels_last)
@@ -104,10 +108,24 @@ def model_stages(cfg_path: str, items: list[Item], batch: int, threads: int, amp
         t4 = time.perf_counter()
         opt.step()
         times["optimizer"] = time.perf_counter() - t4
+        return times
+
+    rows: dict[str, list[float]] = {k: [] for k in stages}
+    for step in range(steps + 3):  # three warm-up steps (and compilation) are not counted
+        times = one_step()
         if step >= 3:
             for name, dt in times.items():
                 rows[name].append(1000 * dt)
-    return {k: float(np.median(v)) for k, v in rows.items()}
+    out: dict[str, Any] = {k: float(np.median(v)) for k, v in rows.items()}
+    if ops:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            for _ in range(steps):
+                one_step()
+        events = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in events)
+        top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:ops]
+        out["ops"] = {e.key: round(100 * e.self_cpu_time_total / total, 1) for e in top}
+    return out
 
 
 def main() -> None:
@@ -121,6 +139,8 @@ def main() -> None:
                     help="also time the batch as chunks of these sizes (Global.micro_batch_size); 0: whole batch")
     ap.add_argument("--amp", action="store_true", help="also time bf16 autocast")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile")
+    ap.add_argument("--ops", type=int, default=0, metavar="N",
+                    help="also profile the fp32 steps and print the N operators with the most self CPU time")
     ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args()
     print(f"cpu: {cpu_flags()}")
@@ -132,13 +152,18 @@ def main() -> None:
     report: dict[str, object] = {"cpu": cpu_flags(), "config": args.config, "batch": args.batch, "data_ms": data}
     for threads, micro in ((t, m) for t in args.threads for m in args.micro):
         for name, amp, compiled in layouts:
-            m = model_stages(args.config, items, args.batch, threads, amp, compiled, args.steps, micro or None)
+            m = model_stages(args.config, items, args.batch, threads, amp, compiled, args.steps, micro or None,
+                             ops=args.ops if name == "fp32" else 0)
             label = f"{name}_micro{micro}" if micro else name
+            top = m.pop("ops", {})
             step_ms = sum(m.values())
             core_ms = step_ms * threads / args.batch  # core-milliseconds per sample
             print(f"{threads} thread(s) {label}: " + ", ".join(f"{k} {v:.0f}" for k, v in m.items())
                   + f" ms/batch; {args.batch * 1000 / step_ms:.0f} images/s model-only; data is "
                   f"{100 * data_ms / (data_ms + core_ms):.0f}% of the core time per sample")
+            if top:
+                print("  self CPU time by operator: " + ", ".join(f"{k} {v}%" for k, v in top.items()))
+                m["ops"] = top
             report[f"{threads}t_{label}"] = m
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
