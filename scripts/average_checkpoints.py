@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from crnn import checkpoint
 
 
-def average(paths: list[str]) -> dict:
+def average(paths: list[str]) -> dict[str, Any]:
     """The first checkpoint with ``model`` replaced by the mean of every checkpoint's ``model``."""
     states = [checkpoint.load(p) for p in paths]
     first = states[0]
@@ -28,7 +29,7 @@ def average(paths: list[str]) -> dict:
             raise SystemExit(f"average_checkpoints: {p} has another charset than {paths[0]}")
         if s["config"]["Architecture"] != first["config"]["Architecture"] or s["model"].keys() != first["model"].keys():
             raise SystemExit(f"average_checkpoints: {p} has another architecture than {paths[0]}")
-    weights = {}
+    weights: dict[str, torch.Tensor] = {}
     for k, v in first["model"].items():
         if v.is_floating_point():
             weights[k] = torch.stack([s["model"][k].float() for s in states]).mean(0)

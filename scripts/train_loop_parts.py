@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_throughput import EVAL_OVERRIDE, ROOT, cpu_flags, git_head
+from train_throughput import EVAL_OVERRIDE, ROOT, base_worktree, cpu_flags, git_head, run_quiet
 
 WARMUP = 5  # steps left out of the figures: start-up, first allocations
 
@@ -90,7 +89,7 @@ def run(src: Path, args: argparse.Namespace, out: Path) -> list[dict[str, float]
            __file__, "--rank-run", str(out), "--config", args.config, "--steps", str(args.steps),
            "-o", *args.override]
     env = {**os.environ, "PYTHONPATH": str(src)}
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run_quiet(cmd, env)
     return [json.loads(p.read_text()) for p in sorted(out.glob("parts_rank*.json"))]
 
 
@@ -110,19 +109,15 @@ def main() -> None:
         return
 
     results: dict[str, list[list[dict[str, float]]]] = {"base": [], "now": []}
-    with tempfile.TemporaryDirectory(prefix="crnn-loop-parts-") as tmp:
-        base_tree = Path(tmp) / "base"
-        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(base_tree), args.base], cwd=ROOT, check=True)
-        try:
-            for r in range(args.repeats):
-                for name, src in (("base", base_tree / "src"), ("now", ROOT / "src")):
-                    ranks = run(src, args, Path(tmp) / f"{name}{r}")
-                    results[name].append(ranks)
-                    print(f"run {r} {name}: " + "; ".join(
-                        f"rank {i} " + " ".join(f"{k} {v:.1f}" for k, v in rk.items()) for i, rk in enumerate(ranks)),
-                          flush=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT, check=False)
+    with (tempfile.TemporaryDirectory(prefix="crnn-loop-parts-") as tmp,
+          base_worktree(args.base, Path(tmp) / "base") as base_tree):
+        for r in range(args.repeats):
+            for name, src in (("base", base_tree / "src"), ("now", ROOT / "src")):
+                ranks = run(src, args, Path(tmp) / f"{name}{r}")
+                results[name].append(ranks)
+                print(f"run {r} {name}: " + "; ".join(
+                    f"rank {i} " + " ".join(f"{k} {v:.1f}" for k, v in rk.items()) for i, rk in enumerate(ranks)),
+                      flush=True)
     # per contender and part: the median over runs and ranks
     table = {name: {part: statistics.median(rk[part] for ranks in runs for rk in ranks)
                     for part in ("total", "data_wait", "train_step", "rest")} for name, runs in results.items()}

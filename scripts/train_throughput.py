@@ -22,6 +22,7 @@ on the same batches; it needs a PaddleOCR source tree, see docs/training_through
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +63,7 @@ def run_crnn(src: Path, config: str, args: list[str], steps: int, out: Path) -> 
     cmd = [sys.executable, "-m", "crnn", "train", "-c", config, *args, "-o",
            f"Global.max_steps={steps}", f"Global.print_batch_step={every}", f"Global.save_model_dir={out}",
            "Global.eval_batch_step=[0, 0]", EVAL_OVERRIDE]
-    subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run_quiet(cmd, env)
     rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines() if ln]
     ips = [r["img_s"] for r in rows if r.get("kind") == "train"][1:]
     if not ips:
@@ -77,6 +79,24 @@ def contenders(args: argparse.Namespace, base_src: Path) -> dict[str, tuple[Path
         name, _, extra = spec.partition("=")
         out[name] = (ROOT / "src", [*common, *shlex.split(extra)])
     return out
+
+
+def run_quiet(cmd: list[str], env: dict[str, str]) -> None:
+    """Run ``cmd`` from the project root, output hidden; on failure exit with the end of its stderr."""
+    res = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if res.returncode:
+        tail = "\n".join(res.stderr.strip().splitlines()[-40:])
+        raise SystemExit(f"{Path(sys.argv[0]).name}: {' '.join(cmd[:6])} ... failed ({res.returncode}):\n{tail}")
+
+
+@contextlib.contextmanager
+def base_worktree(commit: str, path: Path) -> Iterator[Path]:
+    """``commit`` checked out at ``path`` (a detached ``git worktree``) for the block; removed after it."""
+    subprocess.run(["git", "worktree", "add", "--detach", "-q", str(path), commit], cwd=ROOT, check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, check=False)
 
 
 def main() -> None:
@@ -96,15 +116,12 @@ def main() -> None:
         base_tree = Path(tmp) / "base"
         runs = contenders(args, base_tree / "src")
         results: dict[str, list[float]] = {name: [] for name in runs}
-        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(base_tree), args.base], cwd=ROOT, check=True)
-        try:
+        with base_worktree(args.base, base_tree):
             for r in range(args.repeats):
                 for name, (src, extra) in runs.items():
                     ips = run_crnn(src, args.config, extra, args.steps, Path(tmp) / f"{name}{r}")
                     results[name].append(ips)
                     print(f"run {r} {name}: {ips:.1f} images/s", flush=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT, check=False)
     base = statistics.median(results["base"])
     report = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_flags(), "load_avg": os.getloadavg(),
               "config": args.config, "overrides": args.override, "steps": args.steps, "repeats": args.repeats,
