@@ -9,7 +9,7 @@ install:  ## the package with PyTorch (CPU wheel pinned to 2.13.0)
 	$(PIP) install -q -e ".[torch,onnx,export]"
 
 install-dev: install  ## + linters, type checker, tests
-	$(PIP) install -q -e ".[torch,onnx,export,serve,dev]"
+	$(PIP) install -q -e ".[torch,onnx,export,serve,distill,dev]"
 
 lint:
 	$(PY) -m ruff check src tests scripts

@@ -21,6 +21,7 @@ VERBS: dict[str, str] = {
     "export": "crnn.commands.export",
     "bench": "crnn.commands.bench",
     "synth": "crnn.synth.cli",
+    "distill": "crnn.commands.distill",
     "lmdb": "crnn.commands.lmdb",
 }
 

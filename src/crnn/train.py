@@ -23,6 +23,7 @@ from crnn.charset import Charset
 from crnn.config import Config
 from crnn.data.datasets import build_dataset, train_label_check
 from crnn.data.loader import Batch, build_loader, split_batch
+from crnn.data.preprocess import Preprocess
 from crnn.decode import greedy_decode
 from crnn.decoders import build_decoder
 from crnn.distributed import DistInfo, barrier, broadcast, cleanup, init_distributed
@@ -30,7 +31,7 @@ from crnn.ema import EMA
 from crnn.evaluate import eval_datasets, evaluate_sets, format_table
 from crnn.finetune import transfer_weights
 from crnn.logs import MetricsLog, SmoothedValue
-from crnn.loss import ctc_loss
+from crnn.loss import ctc_loss, distill_loss
 from crnn.metrics import RecMetric, make_normalizer
 from crnn.models import build_model
 from crnn.optim import build_optimizer, build_scheduler, param_groups, regularizer_l2
@@ -135,6 +136,17 @@ def _load_weights(model: torch.nn.Module, path: str, charset: Charset, case_init
                  report.summary())
 
 
+def output_frames(model: torch.nn.Module, spec: Preprocess) -> int:
+    """T of the model's (B, T, C) output for the input shape of ``spec`` (one zero image, eval mode)."""
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        p = next(model.parameters())
+        t = int(model(torch.zeros((1, *spec.image_shape), dtype=p.dtype, device=p.device)).shape[1])
+    model.train(was)
+    return t
+
+
 def _sync_bn(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
     if info.device.type == "cpu":
         raise ValueError("Global.use_sync_bn: PyTorch's SyncBatchNorm runs on GPUs only")
@@ -160,6 +172,10 @@ class Trainer:
         self.model = model
         dataset = build_dataset(cfg.Train.dataset, train_label_check(self.charset.normalize, g.max_text_length),
                                 train=True, strict=g.strict_data, seed=g.seed, normalize=self.charset.normalize)
+        if cfg.Distill is not None:
+            from crnn.distill.targets import attach
+
+            attach(dataset, cfg.Train.dataset, cfg.Distill, self.charset, output_frames(model, dataset.preprocess))
         if len(dataset) == 0:
             raise ValueError(f"the training set ({', '.join(src.name for src in dataset.sources)}) has no usable "
                              "sample")
@@ -272,6 +288,11 @@ class Trainer:
                     logits = self.forward(images)
                 part = ctc_loss(logits, chunk.targets.to(device), chunk.target_lengths.to(device),
                                 self.cfg.Loss.use_focal_loss) * (len(chunk.texts) / n)
+                if chunk.soft is not None and chunk.soft_mask is not None and self.cfg.Distill is not None:
+                    d = self.cfg.Distill
+                    kd = distill_loss(logits, chunk.soft.to(device), chunk.soft_mask.to(device), d.temperature)
+                    self.distill_part += kd.detach() * (len(chunk.texts) / n)
+                    part = part + d.weight * kd * (len(chunk.texts) / n)
                 part.backward()
             outputs.append(logits.detach())
             loss += part.detach()
@@ -281,6 +302,7 @@ class Trainer:
         """Forward, CTC loss, backward, clip, optimizer, schedule and EMA; returns (B, T, C) logits."""
         g = self.cfg.Global
         self.optimizer.zero_grad(set_to_none=True)
+        self.distill_part = torch.zeros(())
         logits, self.loss = self._forward_backward(batch, amp_dtype)
         if self.progress.step < g.freeze_backbone_steps:
             # no gradient = no update (Adam and weight decay skip it); works under DDP, unlike requires_grad
@@ -324,6 +346,7 @@ class Trainer:
         assert cfg.Train is not None
         amp_dtype = torch.bfloat16 if g.amp_dtype == "bfloat16" else torch.float16
         smooth_loss, smooth_acc = SmoothedValue(g.log_smooth_window), SmoothedValue(g.log_smooth_window)
+        smooth_kd = SmoothedValue(g.log_smooth_window)
         train_norm = make_normalizer(False, True, self.charset.normalize)
         eval_start, eval_every = [*g.eval_batch_step, 0, 2000][:2]
         max_steps = g.max_steps if g.max_steps is not None else g.epoch_num * self.steps_per_epoch
@@ -342,6 +365,7 @@ class Trainer:
                 p.step += 1
                 n_last += len(batch.texts) * self.info.world_size
                 smooth_loss.update(self.loss.item())
+                smooth_kd.update(self.distill_part.item())
                 if g.cal_metric_during_train:
                     m = RecMetric(train_norm)
                     # the running training accuracy always decodes greedily: cheap, and only a progress signal
@@ -358,7 +382,8 @@ class Trainer:
                     if self.info.is_main:
                         self.metrics_log.write({"kind": "train", "step": p.step, "epoch": p.epoch,
                                                 "loss": smooth_loss.avg, "acc": smooth_acc.avg, "lr": lr,
-                                                "img_s": ips, "skipped": batch.skipped})
+                                                "img_s": ips, "skipped": batch.skipped,
+                                                **({"distill": smooth_kd.avg} if cfg.Distill is not None else {})})
                 if p.step > eval_start and eval_every and (p.step - eval_start) % eval_every == 0:
                     self.evaluate()
                     self.save("latest")

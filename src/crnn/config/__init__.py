@@ -13,6 +13,7 @@ from crnn.config.schema import (
     Config,
     ConfigError,
     DatasetConfig,
+    DistillConfig,
     GlobalConfig,
     HeadConfig,
     LoaderConfig,
@@ -29,6 +30,7 @@ from crnn.config.schema import (
 )
 
 __all__ = ["BASE_KEY", "ArchitectureConfig", "BackboneConfig", "ComponentConfig", "Config", "ConfigError",
-           "DatasetConfig", "GlobalConfig", "HeadConfig", "LRConfig", "LoaderConfig", "LossConfig", "MetricConfig",
+           "DatasetConfig", "DistillConfig",
+           "GlobalConfig", "HeadConfig", "LRConfig", "LoaderConfig", "LossConfig", "MetricConfig",
            "NeckConfig", "OptimizerConfig", "PostProcessConfig", "RecAugConfig", "RegularizerConfig", "SplitConfig",
            "TransformsConfig", "config_from_dict", "load_config", "parse_overrides"]

@@ -126,6 +126,15 @@ def check_numbers(cfg: Config) -> None:
             if not _image_shape_ok(sec.dataset.transforms):
                 raise ConfigError(f"{split}.dataset.transforms.image_shape: expected [C, H, W] with C 1 or 3 and "
                                   f"H, W >= 1, got {sec.dataset.transforms.image_shape}")
+    if cfg.Distill is not None:
+        d = cfg.Distill
+        positive += [("Distill.temperature", d.temperature), ("Distill.batch_size", d.batch_size),
+                     ("Distill.max_teacher_nll", d.max_teacher_nll)]
+        non_negative.append(("Distill.weight", d.weight))
+        sources = (len(cfg.Train.dataset.datasets) or 1) if cfg.Train is not None else 0
+        for i in d.apply_to or []:
+            if not 0 <= i < sources:
+                raise ConfigError(f"Distill.apply_to: {i} is not an index of Train.dataset.datasets (0..{sources - 1})")
     for key, value in positive:
         if value is not None and not value > 0:
             raise ConfigError(f"{key}: must be > 0, got {value}")

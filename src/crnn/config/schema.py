@@ -256,6 +256,22 @@ class GlobalConfig:
 
 
 @dataclass
+class DistillConfig:
+    """``Distill`` section (crnn extension): a teacher's frames as soft targets beside CTC (docs/distillation.md).
+
+    The targets are computed once per data source by ``crnn distill -c CONFIG`` and stored in ``targets_dir``.
+    """
+
+    teacher: str = "PP-OCRv6_rec_small.onnx"  # an ONNX file, or a model shipped in rapidocr (crnn[distill])
+    weight: float = 1.0  # of the distillation term; CTC's weight is 1
+    temperature: float = 2.0  # both distributions are softened by it; the term is scaled by its square
+    targets_dir: str = "./output/teacher_targets"
+    apply_to: list[int] | None = None  # indexes of Train.dataset.datasets that get targets (None: every source)
+    max_teacher_nll: float | None = None  # drop samples the teacher cannot read even told the label (illegible)
+    batch_size: int = 64  # crops per teacher run in ``crnn distill``
+
+
+@dataclass
 class Config:
     """A whole experiment, one YAML file."""
 
@@ -267,6 +283,7 @@ class Config:
     Metric: MetricConfig = field(default_factory=MetricConfig)
     Train: SplitConfig | None = None
     Eval: SplitConfig | None = None
+    Distill: DistillConfig | None = None  # crnn extension
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict in PaddleOCR's layout (what checkpoints store): component params sit beside ``name``."""

@@ -68,12 +68,22 @@ def _noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def rec_aug(img: np.ndarray, cfg: RecAugConfig, rng: np.random.Generator) -> np.ndarray:
     """Apply PaddleOCR-style ``RecAug`` steps to a (h, w, 3) uint8 image, each with its probability."""
+    return rec_aug_tracked(img, cfg, rng)[0]
+
+
+def rec_aug_tracked(img: np.ndarray, cfg: RecAugConfig, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """``rec_aug``, and whether a step moved the text horizontally (TIA's warps, or a crop that changes
+    the resized width): a teacher's frames computed on the original crop no longer line up with such an
+    image (``crnn.distill``), while they do after the photometric steps and the 1% jitter."""
     h, w = img.shape[:2]
     big = h >= 20 and w >= 20
+    moved = False
     if big and rng.random() < cfg.tia_prob:
         img = _perspective(img, rng) if rng.random() < 0.5 else _stretch(img, rng)
+        moved = True
     if big and rng.random() < cfg.crop_prob:
         img = _crop(img, rng)
+        moved = moved or img.shape[0] != h
     if rng.random() < cfg.blur_prob:
         img = cv2.GaussianBlur(img, (5, 5), 1)
     if rng.random() < cfg.hsv_aug_prob:
@@ -84,4 +94,4 @@ def rec_aug(img: np.ndarray, cfg: RecAugConfig, rng: np.random.Generator) -> np.
         img = _noise(img, rng)
     if rng.random() < cfg.reverse_prob:
         img = 255 - img
-    return img
+    return img, moved

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from crnn.config import DatasetConfig
-from crnn.data.augment import rec_aug
+from crnn.data.augment import rec_aug_tracked
 from crnn.data.images import decode_image
 from crnn.data.labels import read_label_file
 from crnn.data.lmdb_io import find_lmdb_dirs, image_key, label_key
@@ -190,6 +190,7 @@ class Item:
     image: np.ndarray  # (C, H, W) float32
     label: str
     key: str
+    soft: np.ndarray | None = None  # (T, C) float16: a teacher's log-probabilities per frame (crnn.distill)
 
 
 class RecDataset:
@@ -204,7 +205,7 @@ class RecDataset:
         sources: list[tuple[Source, float]],
         preprocess: Preprocess,
         label_check: LabelCheck,
-        augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+        augment: Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, bool]] | None = None,
         strict: bool = False,
         seed: int = 0,
         normalize: Callable[[str], str] | None = None,
@@ -217,6 +218,7 @@ class RecDataset:
         self.seed = seed
         self.index: list[tuple[int, int]] = []  # (source, item) of every usable sample
         self.source_ranges: list[tuple[int, int]] = []  # [start, end) in self.index per source
+        self.soft: list[np.ndarray | None] = [None] * len(self.sources)  # per source: (N, T, C) teacher frames
         self.skipped_labels = 0
         self.stripped_labels = 0  # kept labels with characters the charset cannot express (``normalize``)
         for s, src in enumerate(self.sources):
@@ -258,9 +260,36 @@ class RecDataset:
                 raise DataError(str(e)) from e
             log.warning("skipping unreadable image: %s", e)
             return None
+        moved = False
         if self.augment is not None:
-            img = self.augment(img, np.random.default_rng([self.seed, epoch, index]))
-        return Item(self.preprocess([img])[0], src.label(i), key)
+            img, moved = self.augment(img, np.random.default_rng([self.seed, epoch, index]))
+        soft = self.soft[s]
+        # the teacher saw the crop as it is: after a warp that moves the text its frames would not line up
+        return Item(self.preprocess([img])[0], src.label(i), key, None if soft is None or moved else soft[i])
+
+    def attach_targets(self, soft: list[np.ndarray | None], nll: list[np.ndarray | None],
+                       max_nll: float | None) -> list[int]:
+        """Give each source its teacher frames ((N, T, C) or None) and, with ``max_nll``, drop the samples
+        whose teacher NLL of the label exceeds it (illegible by construction); returns the drops per source."""
+        if len(soft) != len(self.sources) or len(nll) != len(self.sources):
+            raise ValueError(f"{len(soft)} target arrays for {len(self.sources)} sources")
+        self.soft = soft
+        dropped = [0] * len(self.sources)
+        if max_nll is None:
+            return dropped
+        index: list[tuple[int, int]] = []
+        ranges: list[tuple[int, int]] = []
+        for s, (start, end) in enumerate(self.source_ranges):
+            first = len(index)
+            bad = nll[s]
+            for si, i in self.index[start:end]:
+                if bad is not None and not bad[i] <= max_nll:
+                    dropped[s] += 1
+                else:
+                    index.append((si, i))
+            ranges.append((first, len(index)))
+        self.index, self.source_ranges = index, ranges
+        return dropped
 
 
 def train_label_check(charset_normalize: Callable[[str], str], max_text_length: int) -> LabelCheck:
@@ -297,7 +326,7 @@ def build_dataset(
     if train and t.rec_aug is not None:
         aug_cfg = t.rec_aug
 
-        def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-            return rec_aug(img, aug_cfg, rng)
+        def augment(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+            return rec_aug_tracked(img, aug_cfg, rng)
 
     return RecDataset(build_sources(cfg), Preprocess.from_transforms(t), label_check, augment, strict, seed, normalize)

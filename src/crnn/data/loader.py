@@ -30,6 +30,8 @@ class Batch(NamedTuple):
     texts: list[str]  # raw labels
     keys: list[str]  # where each image came from
     skipped: int  # images of this batch that could not be read
+    soft: torch.Tensor | None = None  # (B, T, C) float32 teacher log-probabilities (crnn.distill); None: no teacher
+    soft_mask: torch.Tensor | None = None  # (B,) bool: which samples have ``soft`` rows
 
 
 def epoch_indices(dataset: RecDataset, epoch: int, seed: int, shuffle: bool) -> list[int]:
@@ -96,6 +98,12 @@ def make_collate(charset: Charset) -> Callable[[list[Item | None]], Batch]:
         good = [it for it in items if it is not None]
         ids = [charset.encode(it.label) for it in good]
         images = torch.from_numpy(np.stack([it.image for it in good])) if good else torch.zeros(0)
+        soft = soft_mask = None
+        shaped = [it.soft for it in good if it.soft is not None]
+        if shaped:
+            soft = torch.zeros((len(good), *shaped[0].shape), dtype=torch.float32)
+            soft_mask = torch.tensor([it.soft is not None for it in good])
+            soft[soft_mask] = torch.from_numpy(np.stack(shaped).astype(np.float32))
         return Batch(
             images=images,
             targets=torch.tensor([c for seq in ids for c in seq], dtype=torch.long),
@@ -103,6 +111,8 @@ def make_collate(charset: Charset) -> Callable[[list[Item | None]], Batch]:
             texts=[it.label for it in good],
             keys=[it.key for it in good],
             skipped=len(items) - len(good),
+            soft=soft,
+            soft_mask=soft_mask,
         )
 
     return collate
@@ -127,7 +137,9 @@ def split_batch(batch: Batch, size: int) -> list[Batch]:
     for images, tgt, lens, m in zip(torch.split(batch.images, sizes), targets, lengths, sizes, strict=True):
         # the batch's count of unreadable images goes with the first chunk, so chunks sum to the batch
         chunks.append(Batch(images, tgt, lens, batch.texts[start:start + m], batch.keys[start:start + m],
-                            0 if chunks else batch.skipped))
+                            0 if chunks else batch.skipped,
+                            None if batch.soft is None else batch.soft[start:start + m],
+                            None if batch.soft_mask is None else batch.soft_mask[start:start + m]))
         start += m
     return chunks
 
