@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from crnn.synth import effects
+from crnn.synth import backgrounds, effects
 from crnn.synth.corpus import Corpus
 from crnn.synth.fonts import FontInfo, group_by_family
 from crnn.synth.styles import DEFAULT, Style
@@ -145,12 +145,22 @@ def _final_height(rng: np.random.Generator) -> int:
 class Renderer:
     """Draws labelled word crops from a list of fonts and a :class:`Corpus`."""
 
-    def __init__(self, fonts: list[FontInfo], corpus: Corpus, style: Style = DEFAULT):
+    def __init__(
+        self,
+        fonts: list[FontInfo],
+        corpus: Corpus,
+        style: Style = DEFAULT,
+        photos: list[np.ndarray] | None = None,
+    ):
+        """``photos``: background photos for ``style.photo_p`` (default: :func:`backgrounds.load_backgrounds`)."""
         if not fonts:
             raise ValueError("Renderer needs at least one font")
         self.families = group_by_family(fonts)
         self.corpus = corpus
         self.style = style
+        if photos is None and style.photo_p > 0:
+            photos = backgrounds.load_backgrounds()
+        self.photos = photos or []
 
     def pick_font(self, rng: np.random.Generator) -> FontInfo:
         """A family uniformly, then a style within it: no collection dominates by file count.
@@ -182,7 +192,12 @@ class Renderer:
         fill = masks[..., 1].astype(np.float32) / 255.0
 
         bg_col, fg_col = effects.pick_colors(rng)
-        img = effects.background(ch, cw, bg_col, rng, keep_out=box)
+        # photo_p == 0 draws nothing here, so the other styles keep their exact random sequence
+        if self.style.photo_p and rng.random() < self.style.photo_p:
+            img = backgrounds.photo_background(ch, cw, self.photos, rng)
+            img, fg_col, bg_col = backgrounds.contrast_text_color(img, fill, rng)
+        else:
+            img = effects.background(ch, cw, bg_col, rng, keep_out=box)
         img, fg_col = effects.text_effects(img, fill, size, bg_col, fg_col, rng)
         fg = effects.foreground(ch, cw, fg_col, rng)
         img = img + (fg - img) * fill[..., None]
