@@ -161,9 +161,13 @@ def tps_map(src: np.ndarray, dst: np.ndarray, out_w: int, out_h: int, step: int 
     grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)  # (G, 2) as (x, y)
     val = _tps_kernel(grid, dst) @ coef[:n] + np.hstack([np.ones((len(grid), 1)), grid]) @ coef[n:]
     val = val.reshape(len(gy), len(gx), 2).astype(np.float32)
-    # grid node k sits at pixel k*step: resizing the node table to (len-1)*step+1 keeps that
-    big = cv2.resize(val, ((len(gx) - 1) * step + 1, (len(gy) - 1) * step + 1), interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(big[:out_h, :out_w, 0]), np.ascontiguousarray(big[:out_h, :out_w, 1])
+    # Bilinear upsampling with node k at pixel k*step exactly (cv2.resize would align pixel
+    # centres instead): remap samples the node table at fractional node coordinates.
+    fx = np.broadcast_to(np.arange(out_w, dtype=np.float32)[None, :] / step, (out_h, out_w))
+    fy = np.broadcast_to(np.arange(out_h, dtype=np.float32)[:, None] / step, (out_h, out_w))
+    big = cv2.remap(val, np.ascontiguousarray(fx), np.ascontiguousarray(fy), cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE)
+    return np.ascontiguousarray(big[..., 0]), np.ascontiguousarray(big[..., 1])
 
 
 def warp_tps(img4: np.ndarray, rng: np.random.Generator, k: int = 6) -> np.ndarray:
