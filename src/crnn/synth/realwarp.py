@@ -96,9 +96,18 @@ def _with_alpha(img: np.ndarray) -> np.ndarray:
 
 
 def _flatten(warped: np.ndarray, backdrop: np.ndarray) -> np.ndarray:
-    """Composite a warped (H, W, 4) image over its backdrop colour; float32 BGR."""
-    a = warped[..., 3:4] / 255.0
-    return warped[..., :3] * a + backdrop * (1.0 - a)
+    """Composite a warped (H, W, 4) image over its backdrop colour; float32 BGR.
+
+    The crop's edge is softened: a hard seam against the flat fill would be the sharpest edge
+    of the image, which no real crop has.
+    """
+    cover = warped[..., 3] / 255.0
+    # remap blended the crop's colours with the empty (black) space at its edge: un-premultiply
+    rgb = warped[..., :3] / np.maximum(cover, 1e-3)[..., None]
+    sigma = 0.5 + 0.01 * min(warped.shape[:2])
+    # fade inwards only: outside the crop there is no colour to fade into
+    a = np.minimum(cover, cv2.GaussianBlur(cover, (0, 0), sigma))[..., None]
+    return rgb * a + backdrop * (1.0 - a)
 
 
 def _warp_corners(img4: np.ndarray, dst: np.ndarray) -> np.ndarray:
