@@ -333,7 +333,7 @@ def test_real_warps_keep_the_whole_word(kind: str) -> None:
 
     img = np.full((40, 160, 3), 200, np.uint8)
     img[12:28, 10:150] = 30  # the "word": it must survive whole, neither cut nor duplicated
-    warp = {"arc": lambda x, r: _arc(x, r, realwarp.ARC_SPAN), "perspective": realwarp.warp_perspective,
+    warp = {"arc": lambda x, r: _arc(x, r, realwarp.ARC_SPAN, min_radius=0.7), "perspective": realwarp.warp_perspective,
             "rotate": realwarp.warp_rotate, "tps": realwarp.warp_tps}[kind]
     rng = np.random.default_rng(0)
     for _ in range(8):

@@ -5,8 +5,9 @@ lighting and letter shapes stay real and only the geometry is new. Each sample p
 the label file (``configs/data/real_train.tsv`` rows only: the validation split and the crops in
 ``near_test_duplicates.tsv`` are refused) and applies one warp:
 
-- arc (35 %): along a circle spanning 90-180 degrees (as far as the crop's aspect ratio allows),
-  convex or concave; letters turn with the tangent (:func:`crnn.synth.render._arc`);
+- arc (35 %): along a circle spanning 90-180 degrees (at most 1.43 radians per unit of the crop's
+  aspect ratio: a crop twice as wide as tall reaches 164 degrees), convex or concave; letters turn
+  with the tangent (:func:`crnn.synth.render._arc`);
 - perspective (25 %): one end of the word shrinks, the baseline slants (a sign seen from the side);
 - rotation (25 %): 20-60 degrees either way;
 - thin-plate spline (15 %): the top and bottom edges follow smooth random curves (wavy labels).
@@ -203,7 +204,9 @@ def warp_crop(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, st
     img4 = _with_alpha(img)
     r = rng.random()
     if r < 0.35:
-        out, kind = _arc(img4, rng, ARC_SPAN), "arc"
+        # A real crop has margins above and below the letters, so the circle may be tighter than
+        # for a rendered canvas: radius 0.7 crop heights lets a median crop (aspect 2.2) span 180°.
+        out, kind = _arc(img4, rng, ARC_SPAN, min_radius=0.7), "arc"
     elif r < 0.60:
         out, kind = warp_perspective(img4, rng), "perspective"
     elif r < 0.85:

@@ -75,16 +75,20 @@ def _curve(masks: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray
     return cv2.remap(masks, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def _arc(masks: np.ndarray, rng: np.random.Generator, span_deg: tuple[float, float]) -> np.ndarray:
-    """Set the text along a circle, as on round logos and badges; returns a new (H', W', 2) canvas.
+def _arc(
+    masks: np.ndarray, rng: np.random.Generator, span_deg: tuple[float, float], min_radius: float = 1.0
+) -> np.ndarray:
+    """Set the text along a circle, as on round logos and badges; returns a new (H', W', C) canvas.
 
     Unlike :func:`_curve`, letters turn with the tangent. Convex arcs (the top of a badge) put the
     tops of the letters outwards, concave ones (the bottom) inwards; both read left to right.
+    ``min_radius`` (in canvas heights, > 0.5) bounds how tight the circle may be, and so the span
+    of short canvases.
     """
     h, w = masks.shape[:2]
     # The middle line of the canvas keeps its length w on a circle of radius r0; r0 >= h keeps the
-    # inner edge of the canvas at a positive radius.
-    span = min(np.deg2rad(rng.uniform(*span_deg)), w / h)
+    # inner edge of the canvas at a positive radius (r0 > h / 2 is the limit).
+    span = min(np.deg2rad(rng.uniform(*span_deg)), w / (min_radius * h))
     r0 = w / span
     sign = 1.0 if rng.random() < 0.5 else -1.0  # +1 convex (centre below), -1 concave (centre above)
 
