@@ -13,7 +13,7 @@
 #   mate-backgrounds 1.26.0-1        nature/*.jpg: GPL-2+ (12 photos: flowers, grass, water, wood, dunes)
 #   lomiri-wallpapers-16.04 20.04.0-2  photos: CC-BY-4.0, CC-BY-SA-4.0, CC0-1.0 (13 used)
 #   mypaint-data-extras 2.0.1-9      backgrounds/: GPL-2+ (17 paper, canvas, cork textures)
-#   gnome-backgrounds 43.1-1         wood-d/l.webp: CC-BY-SA-3.0 / GPL-2+ (2 used)
+#   gnome-backgrounds 43.1-1         wood-d/l.webp: GPL-2+ (the package licence; no separate author listed; 2 used)
 #
 # The chosen files are linked into one folder, DEST (default /usr/local/share/crnn/backgrounds),
 # which is what `crnn synth` reads (src/crnn/synth/backgrounds.py). Not needed by the tests or
