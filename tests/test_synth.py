@@ -356,3 +356,11 @@ def test_tps_identity() -> None:
     mx, my = tps_map(pts, pts, 101, 31)
     xs, ys = np.meshgrid(np.arange(101), np.arange(31))
     assert np.abs(mx - xs).max() < 1e-3 and np.abs(my - ys).max() < 1e-3
+
+
+def test_cli_realwarp_needs_from(tmp_path: Path, capsys) -> None:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args(["--out", str(tmp_path / "o"), "--num", "4", "--style", "realwarp", "--no-progress"])
+    assert cli.run(args) == 2
+    assert "--from" in capsys.readouterr().err

@@ -164,6 +164,8 @@ class Renderer:
         self.style = style
         if photos is None and style.photo_p > 0:
             photos = backgrounds.load_backgrounds()
+        if style.photo_p > 0 and not photos:
+            raise ValueError("this style draws photo backgrounds: give at least one photo")
         self.photos = photos or []
 
     def pick_font(self, rng: np.random.Generator) -> FontInfo:
