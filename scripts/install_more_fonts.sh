@@ -19,7 +19,7 @@
 # Usage:  scripts/install_more_fonts.sh [DEST]   (default DEST: /usr/local/share/crnn/fonts;
 #         deliberately outside the folders the other styles scan, so their output does not change)
 # Idempotent (a family whose regular file is present is skipped); versions are pinned. Needs
-# `npm`. About 3-5 minutes and ~60 MB of downloads on a fresh machine; CI and the tests do not
+# `npm`. About 4 minutes on a fresh machine (measured on a busy 2-core one); CI and the tests do not
 # need it. Quiet unless VERBOSE=1.
 set -euo pipefail
 . "$(dirname "$0")/quiet_run.sh"
