@@ -2,6 +2,8 @@
 
     python scripts/synth_preview.py --out docs/img/synth_vs_real.png
     python scripts/synth_preview.py --stats ../synthdata/v2/shard_00000   # numbers, not a picture
+    python scripts/synth_preview.py --style scene --num 12 --out docs/img/synth_scene.png
+    python scripts/synth_preview.py --style realwarp --num 12 --out docs/img/synth_realwarp.png
 
 Real crops are read (never copied) from the train splits in ``../shared/data/train``.
 """
@@ -18,10 +20,13 @@ from crnn.data.images import decode_image
 from crnn.data.labels import read_label_file
 from crnn.data.lmdb_io import image_key, label_key
 from crnn.synth.corpus import Corpus, load_words
-from crnn.synth.fonts import discover_fonts
+from crnn.synth.fonts import fonts_for_style
+from crnn.synth.realwarp import RealWarper, load_real_crops
 from crnn.synth.render import Renderer, sample_rng
+from crnn.synth.styles import get_style
 
 DEFAULT_REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
+REAL_TRAIN = Path(__file__).resolve().parents[1] / "configs" / "data" / "real_train.tsv"  # what realwarp warps
 REAL_SETS = ("iiit5k", "ic15", "svt")
 TILE_W, TILE_H, LABEL_H, GAP = 168, 44, 14, 4
 
@@ -75,17 +80,25 @@ def real_samples(root: Path, n: int, seed: int) -> list[tuple[np.ndarray, str]]:
     return out
 
 
-def synth_samples(n: int, seed: int) -> list[tuple[np.ndarray, str]]:
-    """``n`` samples exactly as ``crnn synth --seed SEED`` renders shard 0 (before JPEG)."""
-    renderer = Renderer(discover_fonts(), Corpus(load_words()))
+def synth_samples(
+    n: int, seed: int, style: str = "default", real_root: Path = DEFAULT_REAL
+) -> list[tuple[np.ndarray, str]]:
+    """``n`` samples exactly as ``crnn synth --seed SEED --style STYLE`` renders shard 0 (before JPEG)."""
+    st = get_style(style)
+    renderer: Renderer | RealWarper
+    if st.source == "realwarp":
+        renderer = RealWarper(load_real_crops(REAL_TRAIN, real_root), st)
+    else:
+        renderer = Renderer(fonts_for_style(st.fonts), Corpus(load_words()), st)
     return [renderer.render(sample_rng(seed, 0, i)) for i in range(n)]
 
 
 def make_preview(
-    out: Path, n: int = 24, cols: int = 3, seed: int = 0, real_root: Path = DEFAULT_REAL
+    out: Path, n: int = 24, cols: int = 3, seed: int = 0, real_root: Path = DEFAULT_REAL, style: str = "default"
 ) -> None:
     """Write the comparison picture to ``out``."""
-    syn = _panel([_tile(i, lab) for i, lab in synth_samples(n, seed)], cols, "synthetic (crnn synth)")
+    title = "synthetic (crnn synth)" if style == "default" else f"crnn synth --style {style}"
+    syn = _panel([_tile(i, lab) for i, lab in synth_samples(n, seed, style, real_root)], cols, title)
     real = _panel(
         [_tile(i, lab) for i, lab in real_samples(real_root, n, seed)], cols, "real (IIIT5K/IC15/SVT train)"
     )
@@ -151,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stats", type=Path, metavar="LMDB", help="print image statistics of LMDB vs real crops")
     p.add_argument("--num", type=int, default=24, help="samples per side (default 24)")
     p.add_argument("--seed", type=int, default=0, help="seed for both the synthetic and the real pick")
+    p.add_argument("--style", default="default", help="synth style of the left side (default: default)")
     p.add_argument(
         "--real-root", type=Path, default=DEFAULT_REAL, help=f"real train sets (default {DEFAULT_REAL})"
     )
@@ -160,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.stats is not None:
         print_stats(a.stats, real_root=a.real_root)
     if a.out is not None:
-        make_preview(a.out, a.num, seed=a.seed, real_root=a.real_root)
+        make_preview(a.out, a.num, seed=a.seed, real_root=a.real_root, style=a.style)
         print(f"wrote {a.out}")
     return 0
 

@@ -23,7 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--style", default="default", choices=list(STYLES),
                         help="how often hard cases are drawn: default, hard (a mix of the failure classes), "
-                             "or one class for a validation set (default: default)")
+                             "one class for a validation set, scene (photo backgrounds, every font), "
+                             "or realwarp (warps of real crops, with --from) (default: default)")
+    parser.add_argument("--from", dest="real_labels", metavar="LABELS",
+                        help="--style realwarp: label file of the real crops to warp, e.g. configs/data/real_train.tsv")
+    parser.add_argument("--real-root", default="../shared/data/train",
+                        help="folder the --from paths are relative to (default ../shared/data/train)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -41,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
             workers=max(1, args.workers),
             progress=not getattr(args, "no_progress", False),
             style=args.style,
+            real_labels=getattr(args, "real_labels", None),
+            real_root=getattr(args, "real_root", None),
         )
     except (FileNotFoundError, ValueError) as e:
         print(f"crnn synth: error: {e}", file=sys.stderr)

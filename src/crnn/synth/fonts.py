@@ -25,6 +25,9 @@ FONT_ROOTS: tuple[str, ...] = (
     "/usr/local/share/fonts",
     "/usr/share/texmf/fonts/opentype",  # fonts-texgyre lives here, not under /usr/share/fonts
 )
+# The ~400 extra Google Fonts families (scripts/install_more_fonts.sh), used only by styles with
+# fonts="all": kept outside FONT_ROOTS so the other styles render the same bytes with or without them.
+EXTRA_FONT_ROOTS: tuple[str, ...] = ("/usr/local/share/crnn/fonts",)
 FONT_EXTENSIONS = (".ttf", ".otf", ".woff")  # .woff: the npm display faces (scripts/install_display_fonts.sh)
 REQUIRED_CHARS = string.digits + string.ascii_letters
 # Punctuation the corpus emits: it must exist (not .notdef) but may look alike (e.g. quotes).
@@ -129,12 +132,14 @@ def default_cache_path() -> Path:
 
 
 def discover_fonts(
-    roots: tuple[str, ...] = FONT_ROOTS, cache_path: str | os.PathLike[str] | None = None
+    roots: tuple[str, ...] = FONT_ROOTS,
+    cache_path: str | os.PathLike[str] | None = None,
+    install_hint: str = "scripts/install_fonts.sh (as root)",
 ) -> list[FontInfo]:
     """Usable fonts under ``roots``, from the cache when the installed files have not changed.
 
     Raises:
-        FileNotFoundError: no usable font was found; the message names ``scripts/install_fonts.sh``.
+        FileNotFoundError: no usable font was found; the message names ``install_hint``.
     """
     files = candidate_files(roots)
     cache = Path(cache_path) if cache_path is not None else default_cache_path()
@@ -159,9 +164,26 @@ def discover_fonts(
     if not fonts:
         raise FileNotFoundError(
             f"no usable font file covering [0-9a-zA-Z] under {', '.join(roots)}; "
-            "install fonts with scripts/install_fonts.sh (as root)"
+            f"install fonts with {install_hint}"
         )
     return fonts
+
+
+def fonts_for_style(fonts: str) -> list[FontInfo]:
+    """The fonts a style asks for: ``"base"`` (:data:`FONT_ROOTS`) or ``"all"`` (plus the extras).
+
+    Raises:
+        FileNotFoundError: the base fonts, or for ``"all"`` the extra families, are not installed.
+        ValueError: ``fonts`` is neither name.
+    """
+    if fonts not in ("base", "all"):
+        raise ValueError(f"unknown font set {fonts!r}; choose base or all")
+    found = discover_fonts()
+    if fonts == "all":
+        # a cache file of its own: one shared file would be rebuilt at every switch of root set
+        extra_cache = default_cache_path().with_name("synth_fonts_extra.json")
+        found = found + discover_fonts(EXTRA_FONT_ROOTS, extra_cache, "scripts/install_more_fonts.sh")
+    return found
 
 
 def group_by_family(fonts: list[FontInfo]) -> list[list[FontInfo]]:

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from crnn.synth import effects
+from crnn.synth import backgrounds, effects
 from crnn.synth.corpus import Corpus
 from crnn.synth.fonts import FontInfo, group_by_family
 from crnn.synth.styles import DEFAULT, Style
@@ -75,16 +75,20 @@ def _curve(masks: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray
     return cv2.remap(masks, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def _arc(masks: np.ndarray, rng: np.random.Generator, span_deg: tuple[float, float]) -> np.ndarray:
-    """Set the text along a circle, as on round logos and badges; returns a new (H', W', 2) canvas.
+def _arc(
+    masks: np.ndarray, rng: np.random.Generator, span_deg: tuple[float, float], min_radius: float = 1.0
+) -> np.ndarray:
+    """Set the text along a circle, as on round logos and badges; returns a new (H', W', C) canvas.
 
     Unlike :func:`_curve`, letters turn with the tangent. Convex arcs (the top of a badge) put the
     tops of the letters outwards, concave ones (the bottom) inwards; both read left to right.
+    ``min_radius`` (in canvas heights, > 0.5) bounds how tight the circle may be, and so the span
+    of short canvases.
     """
     h, w = masks.shape[:2]
     # The middle line of the canvas keeps its length w on a circle of radius r0; r0 >= h keeps the
-    # inner edge of the canvas at a positive radius.
-    span = min(np.deg2rad(rng.uniform(*span_deg)), w / h)
+    # inner edge of the canvas at a positive radius (r0 > h / 2 is the limit).
+    span = min(np.deg2rad(rng.uniform(*span_deg)), w / (min_radius * h))
     r0 = w / span
     sign = 1.0 if rng.random() < 0.5 else -1.0  # +1 convex (centre below), -1 concave (centre above)
 
@@ -145,12 +149,24 @@ def _final_height(rng: np.random.Generator) -> int:
 class Renderer:
     """Draws labelled word crops from a list of fonts and a :class:`Corpus`."""
 
-    def __init__(self, fonts: list[FontInfo], corpus: Corpus, style: Style = DEFAULT):
+    def __init__(
+        self,
+        fonts: list[FontInfo],
+        corpus: Corpus,
+        style: Style = DEFAULT,
+        photos: list[np.ndarray] | None = None,
+    ):
+        """``photos``: background photos for ``style.photo_p`` (default: :func:`backgrounds.load_backgrounds`)."""
         if not fonts:
             raise ValueError("Renderer needs at least one font")
         self.families = group_by_family(fonts)
         self.corpus = corpus
         self.style = style
+        if photos is None and style.photo_p > 0:
+            photos = backgrounds.load_backgrounds()
+        if style.photo_p > 0 and not photos:
+            raise ValueError("this style draws photo backgrounds: give at least one photo")
+        self.photos = photos or []
 
     def pick_font(self, rng: np.random.Generator) -> FontInfo:
         """A family uniformly, then a style within it: no collection dominates by file count.
@@ -182,7 +198,12 @@ class Renderer:
         fill = masks[..., 1].astype(np.float32) / 255.0
 
         bg_col, fg_col = effects.pick_colors(rng)
-        img = effects.background(ch, cw, bg_col, rng, keep_out=box)
+        # photo_p == 0 draws nothing here, so the other styles keep their exact random sequence
+        if self.style.photo_p and rng.random() < self.style.photo_p:
+            img = backgrounds.photo_background(ch, cw, self.photos, rng)
+            img, fg_col, bg_col = backgrounds.contrast_text_color(img, fill, rng)
+        else:
+            img = effects.background(ch, cw, bg_col, rng, keep_out=box)
         img, fg_col = effects.text_effects(img, fill, size, bg_col, fg_col, rng)
         fg = effects.foreground(ch, cw, fg_col, rng)
         img = img + (fg - img) * fill[..., None]

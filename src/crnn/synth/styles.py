@@ -6,6 +6,11 @@ bundled model shows on benchmarks nobody tuned on (docs/training_log.md, round 7
 circular arcs, steep rotation, perspective, small blurred street-view crops, neighbouring text and
 loose or cut crops. Each single-class style turns one class up and serves as a validation set of
 that class (rendered with a seed that training never uses).
+
+Closer to real scenes: ``scene`` puts most words on crops of real photos and textures
+(:mod:`crnn.synth.backgrounds`) and draws from every installed font, including the ~400 extra
+Google Fonts families of ``scripts/install_more_fonts.sh``; ``realwarp`` renders nothing but bends,
+tilts and rotates real training crops (:mod:`crnn.synth.realwarp`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ class Style:
     lowres_scale: tuple[float, float] = (0.35, 0.7)
     motion_p: float = 0.12  # motion blur when no Gaussian blur was drawn
     jpeg_low_p: float = 0.15  # JPEG quality 12-35 instead of 35-95
+    photo_p: float = 0.0  # a crop of a real photo/texture as background (scripts/install_backgrounds.sh)
+    fonts: str = "base"  # "base": FONT_ROOTS; "all": also the extra families (scripts/install_more_fonts.sh)
+    source: str = "render"  # "render": draw words; "realwarp": warp real crops (needs --from)
 
 
 DEFAULT = Style()
@@ -46,6 +54,11 @@ STYLES: dict[str, Style] = {
     "lowres": replace(DEFAULT, lowres_p=1.0, lowres_scale=(0.3, 0.55), motion_p=0.5, jpeg_low_p=0.5),
     "clutter": replace(DEFAULT, clutter_p=1.0, cut_p=0.3),
     "loose": replace(DEFAULT, loose_p=1.0),
+    # Real scenes: photo backgrounds on 70 % of words (the rest keep the procedural ones, which
+    # imitate painted signs better than any photo), every font, the hard mix's geometry.
+    "scene": replace(HARD, photo_p=0.7, fonts="all"),
+    "photo": replace(DEFAULT, photo_p=1.0),  # photo backgrounds only: a validation class
+    "realwarp": replace(DEFAULT, source="realwarp"),
 }
 
 

@@ -20,12 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lmdb
+import numpy as np
 from tqdm import tqdm
 
 from crnn.data.lmdb_io import LmdbWriter
 from crnn.synth import effects
+from crnn.synth.backgrounds import load_backgrounds
 from crnn.synth.corpus import Corpus, load_words
-from crnn.synth.fonts import FontInfo, discover_fonts
+from crnn.synth.fonts import FontInfo, fonts_for_style
+from crnn.synth.realwarp import RealWarper, load_real_crops
 from crnn.synth.render import Renderer, sample_rng
 from crnn.synth.styles import get_style
 
@@ -78,12 +81,21 @@ def shard_count(path: Path) -> int:
 
 
 # --- rendering, in the main process or in pool workers -------------------------------------
-_renderer: Renderer | None = None
+_renderer: Renderer | RealWarper | None = None
+RealCrops = list[tuple[str, bytes, str]]
 
 
-def _init_worker(fonts: list[FontInfo], words: list[str], style: str = "default") -> None:
+def _init_worker(
+    fonts: list[FontInfo],
+    words: list[str],
+    style: str = "default",
+    photos: list[np.ndarray] | None = None,
+    crops: RealCrops | None = None,
+) -> None:
     global _renderer
-    _renderer = Renderer(fonts, Corpus(words), get_style(style))
+    st = get_style(style)
+    real = st.source == "realwarp"
+    _renderer = RealWarper(crops or [], st) if real else Renderer(fonts, Corpus(words), st, photos)
 
 
 def _render_chunk(task: tuple[int, int, int, int]) -> list[tuple[bytes, str]]:
@@ -98,12 +110,19 @@ def _render_chunk(task: tuple[int, int, int, int]) -> list[tuple[bytes, str]]:
     return out
 
 
-def _inputs_digest(fonts: list[FontInfo], words: list[str]) -> str:
-    """Short hash of the font files and word list: they are inputs of the output too."""
+def _inputs_digest(
+    fonts: list[FontInfo], words: list[str], photos: list[np.ndarray] | None = None, crops: RealCrops | None = None
+) -> str:
+    """Short hash of the font files and word list (and photos, real crops): they are inputs of the output too."""
     h = hashlib.sha1()
     for f in fonts:
         h.update(f.path.encode() + b"\n")
     h.update(b"\0".join(w.encode() for w in words))
+    # only hashed when used, so the digest of the older styles is what it always was
+    for p in photos or []:
+        h.update(str(p.shape).encode() + p.tobytes())
+    for rel, data, label in crops or []:
+        h.update(f"{rel}\t{label}\n".encode() + hashlib.sha1(data).digest())
     return h.hexdigest()[:16]
 
 
@@ -142,20 +161,40 @@ def generate(
     fonts: list[FontInfo] | None = None,
     words: list[str] | None = None,
     style: str = "default",
+    photos: list[np.ndarray] | None = None,
+    real_labels: str | os.PathLike[str] | None = None,
+    real_root: str | os.PathLike[str] | None = None,
 ) -> SynthStats:
     """Write ``num`` samples as LMDB shards under ``out``; see the module docstring.
 
+    ``photos`` (default: :func:`~crnn.synth.backgrounds.load_backgrounds` when the style uses them)
+    are the background photos. ``real_labels`` and ``real_root`` are the label file and image root
+    of the real crops that ``style="realwarp"`` warps (and only it).
+
     Raises:
-        FileNotFoundError: no fonts or no word list (run ``scripts/install_fonts.sh``).
+        FileNotFoundError: no fonts or no word list (run ``scripts/install_fonts.sh``), no extra
+            fonts (``scripts/install_more_fonts.sh``) or photos (``scripts/install_backgrounds.sh``)
+            for a style that needs them, or a missing real label file or crop.
         ValueError: ``out`` holds a set generated with another seed, shard size, version, fonts,
-            word list or style; or ``style`` is not in :data:`crnn.synth.styles.STYLES`.
+            word list, photos, crops or style; ``style`` is not in :data:`crnn.synth.styles.STYLES`;
+            ``real_labels`` is missing for ``realwarp`` or given for another style.
     """
-    get_style(style)  # fail before scanning fonts
+    st = get_style(style)  # fail before scanning fonts
+    if (st.source == "realwarp") != (real_labels is not None):
+        raise ValueError(f"--from (real crops) is needed by --style realwarp and by no other style, not {style!r}")
     out = Path(out)
-    fonts = fonts if fonts is not None else discover_fonts()
+    crops: RealCrops | None = None
+    if st.source == "realwarp":
+        assert real_labels is not None
+        crops = load_real_crops(real_labels, real_root if real_root is not None else "../shared/data/train")
+        fonts, words = [], []  # nothing is rendered
+    fonts = fonts if fonts is not None else fonts_for_style(st.fonts)
     words = words if words is not None else load_words()
+    if st.photo_p > 0 and photos is None:
+        photos = load_backgrounds()
+    photos = photos if st.photo_p > 0 else None
     plan = shard_plan(num, shard_size)
-    _check_meta(out, seed, shard_size, _inputs_digest(fonts, words), style)
+    _check_meta(out, seed, shard_size, _inputs_digest(fonts, words, photos, crops), style)
     todo: list[tuple[int, int]] = []
     skipped = 0
     for shard, target in enumerate(plan):
@@ -180,13 +219,13 @@ def generate(
     if workers > 1 and todo:
         # Start the workers before tqdm starts its monitor thread: forking a threaded process is unsafe.
         ctx = mp.get_context("fork" if hasattr(os, "fork") else "spawn")
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(fonts, words, style))
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(fonts, words, style, photos, crops))
     bar = tqdm(total=num, initial=skipped, unit="img", disable=not progress, smoothing=0.05)
     try:
         if pool is not None:
             results: Iterator[list[tuple[bytes, str]]] = pool.imap(_render_chunk, tasks())
         else:
-            _init_worker(fonts, words, style)
+            _init_worker(fonts, words, style, photos, crops)
             results = map(_render_chunk, tasks())
         writer: LmdbWriter | None = None
         current = -1
