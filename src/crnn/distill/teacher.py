@@ -116,7 +116,9 @@ class Teacher:
         if p.shape[1] != frames or p.shape[2] != fold.shape[0]:
             raise ValueError(f"teacher {self.path.name}: output {p.shape} for {frames} frames and "
                              f"{fold.shape[0]} classes; not a PP-OCR CTC recognizer of stride {TEACHER_STRIDE}?")
-        return np.log(np.maximum(p @ fold, 1e-12))
+        # as one 2-D product: numpy's stacked (B, T, K) @ (K, C) takes a slow path (100x here, 5.9 s per 64 crops)
+        folded = (p.reshape(-1, p.shape[2]) @ fold).reshape(p.shape[0], p.shape[1], fold.shape[1])
+        return np.log(np.maximum(folded, 1e-12))
 
 
 def load_teacher(name: str = DEFAULT_TEACHER, num_threads: int | None = None) -> Teacher:
