@@ -121,7 +121,7 @@ def load_eval_model(model: str | None, config: str | None, overrides: list[str],
     from crnn import checkpoint
     from crnn.config import config_from_dict, load_config
     from crnn.predict import DEFAULT_MODEL, default_model
-    from crnn.threads import default_threads
+    from crnn.threads import default_threads, n_threads
 
     named = model or next((v.split("=", 1)[1] for v in overrides if v.startswith("Global.checkpoints=")), None)
     cfg = load_config(config, overrides) if config else None
@@ -133,14 +133,14 @@ def load_eval_model(model: str | None, config: str | None, overrides: list[str],
         from crnn.onnx_backend import onnx_runner
 
         run, meta = onnx_runner(path, threads)
-        log.info("evaluating %s on onnxruntime, %d threads", path, threads)
+        log.info("evaluating %s on onnxruntime, %s", path, n_threads(threads))
         return cfg, run, meta["charset"], path, meta["preprocess"]
     from crnn.torch_backend import for_inference, load_model
 
     torch.set_num_threads(threads)
     module, charset, model_cfg = load_model(path)
     module = for_inference(module)
-    log.info("evaluating %s on PyTorch, %d threads", path, threads)
+    log.info("evaluating %s on PyTorch, %s", path, n_threads(threads))
     return cfg, module, charset, path, Preprocess.from_config(model_cfg)
 
 

@@ -24,7 +24,7 @@ from crnn.data.preprocess import Preprocess
 from crnn.data.transforms import resized_width
 from crnn.decode import Prediction
 from crnn.decoders import Decoder, build_decoder, frames_to_pixels
-from crnn.threads import default_threads
+from crnn.threads import default_threads, n_threads
 
 ImageInput = str | os.PathLike[str] | Image.Image | np.ndarray
 T = TypeVar("T")
@@ -134,7 +134,7 @@ class Recognizer:
         self.dynamic_width = dynamic_width
         self.max_width = max_width
         self.decoder: Decoder = decoder or build_decoder(meta.get("postprocess"), self.charset)
-        log.info("recognizer: %s back end, %s, %d threads", self.backend, self.path, num_threads)
+        log.info("recognizer: %s back end, %s, %s", self.backend, self.path, n_threads(num_threads))
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Recognizer:

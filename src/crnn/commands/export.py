@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crnn.commands.options import positive_int
+
 HELP = "export a checkpoint to ONNX (verified against PyTorch), optionally int8"
 
 
@@ -16,7 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write an int8 model: static (needs --calib) or dynamic; bare --int8 picks static "
                         "when --calib is given")
     p.add_argument("--calib", help="TRAINING images for static int8: a folder or a label file")
-    p.add_argument("--calib-count", type=int, default=256, help="calibration images (default 256)")
+    p.add_argument("--calib-count", type=positive_int, default=256, help="calibration images (default 256)")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime-vs-PyTorch verification")
 
 
