@@ -80,7 +80,7 @@ def add_decoder_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lexicon", metavar="FILE", help="word list: answer the in-lexicon word with the best CTC score")
     g.add_argument("--lexicon-max-distance", type=int, help="lexicon candidates within this many edits (default 3)")
     g.add_argument("--lm", metavar="FILE", help="word list for a character n-gram prior (beam decoder)")
-    g.add_argument("--lm-weight", type=finite_float, help="weight of the prior in the beam score (default 0.3)")
+    g.add_argument("--lm-weight", type=finite_float, help="weight of the prior in the beam score (default 0.2)")
     g.add_argument("--allow", metavar="CHARS", help="only these symbols may be read, e.g. 0123456789")
     g.add_argument("--block", metavar="CHARS", help="these symbols are never read")
     g.add_argument("--word-score", choices=["mean", "min", "product"],
