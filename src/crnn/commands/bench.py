@@ -28,9 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Time each back end; print and optionally write the results."""
     if args.checkpoint:
-        from crnn.checkpoint import resolve
+        from crnn.checkpoint import require_checkpoint
 
-        resolve(args.checkpoint)
+        require_checkpoint(args.checkpoint, "--checkpoint", "give an fp32 .onnx model to --onnx, an int8 one to "
+                           "--onnx-int8")
     for path in (args.onnx, args.onnx_int8):
         if path and not Path(path).is_file():
             raise FileNotFoundError(f"{path} not found")

@@ -24,9 +24,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export; print what was written and the verified difference."""
-    from crnn.checkpoint import resolve
+    from crnn.checkpoint import require_checkpoint
 
-    resolve(args.checkpoint)  # a wrong path fails now, not after torch loads
+    # a wrong path fails now, not after torch loads
+    require_checkpoint(args.checkpoint, "--checkpoint", "this one is exported already; export the checkpoint "
+                       "it came from")
     if args.calib and not Path(args.calib).exists():
         raise FileNotFoundError(f"--calib {args.calib} not found")
     from crnn.export import export_onnx
