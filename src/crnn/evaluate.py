@@ -148,11 +148,16 @@ def eval_split(cfg: Config, sets: DatasetConfig | None = None) -> tuple[DatasetC
     """The dataset and loader ``crnn eval`` measures on: ``sets`` (``--sets`` folders, read with the
     config's Eval transforms, i.e. the model's input shape) or else the config's Eval dataset.
 
+    Without an Eval section ``sets`` are read with default transforms (the model's own preprocessing
+    applies in any case) and the default loader.
+
     Raises:
-        ConfigError: the config has no Eval section (it holds the transforms and the loader).
+        ConfigError: no ``sets`` and no Eval section to take the sets from.
     """
     if cfg.Eval is None:
-        raise ConfigError("no Eval section: give -c CONFIG with one, or --sets DIR ...")
+        if sets is None:
+            raise ConfigError("no eval sets: the config has no Eval section; give --sets DIR ... or -c CONFIG with one")
+        return sets, LoaderConfig()
     dataset_cfg = replace(sets, transforms=cfg.Eval.dataset.transforms) if sets else cfg.Eval.dataset
     return dataset_cfg, cfg.Eval.loader
 
