@@ -4,16 +4,31 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
+import re
 
 from crnn.commands.options import add_decoder_args, non_negative_float, positive_float, positive_int, postprocess
 
 HELP = "HTTP recognition service with dynamic batching (needs the serve extra)"
 
 
+def listen_address(text: str) -> str:
+    """An argparse type for ``--host``: a literal IP address must be a valid one (``999.1.1.1`` is not);
+    a name is left to the resolver."""
+    literal = text.strip("[]")
+    if re.fullmatch(r"[0-9.]+", literal) or ":" in literal:  # meant as an address, not a name
+        try:
+            ipaddress.ip_address(literal)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an IP address (IPv4: four numbers 0-255, e.g. "
+                                             "127.0.0.1 or 0.0.0.0)") from None
+    return text
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add the ``crnn serve`` options to ``p``."""
     p.add_argument("--model", help="a .pt checkpoint or an exported .onnx model (default: the bundled model)")
-    p.add_argument("--host", default="127.0.0.1",
+    p.add_argument("--host", type=listen_address, default="127.0.0.1",
                    help="address to listen on (default %(default)s: this machine only; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default %(default)s)")
     p.add_argument("--workers", type=positive_int, default=1,
