@@ -44,7 +44,7 @@ def missing_extra(e: ModuleNotFoundError, verb: str) -> str | None:
     if extra is None:
         return None
     line = f"crnn {verb} needs the {top} package, which the {extra} extra installs: pip install 'crnn[{extra}]'"
-    if top == "torch":
+    if top == "torch" and verb in ("predict", "serve"):  # these two also run .onnx models, with onnxruntime only
         line += " (or, to run an exported .onnx model without torch: pip install 'crnn[onnx]' and --model MODEL.onnx)"
     return line
 
