@@ -7,6 +7,7 @@ test_bad_inputs_serve.py; the kinds are listed in docs/reliability.md ("Round tw
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -27,6 +28,9 @@ from crnn.decoders import build_decoder
 from crnn.predict import DEFAULT_MODEL, DEFAULT_ONNX_MODEL
 from tests.conftest import ROOT, draw_word
 from tests.test_export import make_checkpoint
+
+if importlib.util.find_spec("onnxruntime") is not None:  # test_cpp skips its whole module without it
+    from tests.test_cpp import cpp_bin, onnx_model, run_cpp  # noqa: F401  (fixtures)
 
 torch.set_num_threads(1)
 
@@ -104,7 +108,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     import crnn
 
     code, out, err = run_cli(capsys, "--version")
-    assert code == 0 and out.strip() == f"crnn {crnn.__version__}"
+    assert code == 0 and out.strip() == f"crnn {crnn.__version__}", err
 
 
 # ---------------------------------------------------------------- decoding options that meant nothing
@@ -161,7 +165,7 @@ def test_tsv_escapes_tab_and_newline_in_file_names(capsys: pytest.CaptureFixture
     for i, name in enumerate(names):
         draw_word("open", i).save(tmp_path / name, "PNG")
     code, out, err = run_cli(capsys, "predict", *(tmp_path / n for n in names), "--model", ckpt, "--threads", "1")
-    assert code == 0
+    assert code == 0, err
     rows = out.splitlines()
     assert len(rows) == len(names) and all(len(r.split("\t")) == 3 for r in rows), out
     assert [r.split("\t")[0] for r in rows] == [str(tmp_path / n).replace("\\", "\\\\").replace("\t", "\\t")
@@ -375,14 +379,27 @@ def test_missing_extra_names_it(tmp_path: Path, tiny_set: Path, word: Path, bloc
     assert f"crnn {argv[0]} needs" in lines[0]
 
 
+# ---------------------------------------------------------------- the C++ program
+
+def test_cpp_directory_as_image(request: pytest.FixtureRequest, tmp_path: Path, word: Path) -> None:
+    """A folder among the images: one line naming it as a folder; the other images are still read."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        pytest.skip("the C++ tests need onnxruntime")
+    cpp_bin, onnx_model = request.getfixturevalue("cpp_bin"), request.getfixturevalue("onnx_model")
+    r = run_cpp(cpp_bin, onnx_model, tmp_path, word)
+    assert r.returncode == 1, r.stderr
+    errors = [line for line in r.stderr.splitlines() if "error:" in line]
+    assert errors == [f"crnn_infer: error: {tmp_path} is a directory, not an image file (give its image files)"]
+    assert len(r.stdout.splitlines()) == 1 and r.stdout.startswith(str(word))
+
+
 # ---------------------------------------------------------------- the README's numbers
 
 def test_readme_finetune_table_shows_the_bundled_model_now() -> None:
     result = json.loads((ROOT / "docs" / "bench" / "bundled_eval.json").read_text(encoding="utf-8"))
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    rows = {line.split("|")[1].strip().split(" ")[0]: line for line in readme.splitlines()
-            if line.startswith("| IIIT5K (3000, `labels_charbound") or line.startswith(("| IC13 (1015)",
-                                                                                        "| IC15 (2077", "| IC03 (860)"))}
+    starts = ("| IIIT5K (3000, `labels_charbound", "| IC13 (1015)", "| IC15 (2077", "| IC03 (860)")
+    rows = {line.split("|")[1].strip().split(" ")[0]: line for line in readme.splitlines() if line.startswith(starts)}
     for key, name in (("iiit5k", "IIIT5K"), ("ic13/labels_1015", "IC13"), ("ic15", "IC15"), ("ic03", "IC03")):
         want = f"{100 * result['sets'][key]['acc']:.2f}"
         assert rows[name].rstrip(" |").endswith(want), (name, want, rows[name])

@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from crnn.threads import n_threads
-
 from crnn.data.images import IMAGE_EXTS
 from crnn.predict import DEFAULT_MODEL, Recognizer, load_image
+from crnn.threads import n_threads
 
 FLOP_PER_CYCLE_PER_CORE = 32  # Zen 2, AVX2: 2 FMA units x 8 fp32 lanes x 2 FLOP
 

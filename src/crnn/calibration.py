@@ -146,7 +146,8 @@ def calibrate(checkpoint_path: str, out: str, dataset_cfg: Any = None, is_filter
     outputs: list[tuple[Any, list[str]]] = []
     spec = Preprocess.from_config(cfg)  # the model's, also for --sets (whose transforms are defaults)
     sets = eval_datasets(dataset_cfg or cfg.Eval.dataset, normalize, cfg.Global.strict_data, spec)
-    if sum(len(ds) for _, ds in sets) == 0:  # a temperature "fitted" on nothing would be written as if it meant something
+    # a temperature "fitted" on nothing would be written as if it meant something
+    if sum(len(ds) for _, ds in sets) == 0:
         raise ValueError(f"no samples to calibrate on in {', '.join(name for name, _ in sets) or 'the given sets'}: "
                          "calibration needs a labelled validation set")
     for _, ds in sets:

@@ -13,7 +13,6 @@ import itertools
 import math
 import typing
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np

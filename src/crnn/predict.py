@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import typing
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -227,11 +228,12 @@ class Recognizer:
                 out[i] = res
         return [r for r in out if r is not None]
 
+    # A str or bytes is also an Iterable, so these overlap the batch one; they come first and win.
     @overload
-    def __call__(self, images: SingleImage) -> Prediction: ...
+    def __call__(self, images: SingleImage) -> Prediction: ...  # type: ignore[overload-overlap]
 
     @overload
-    def __call__(self, images: np.ndarray) -> Prediction | list[Prediction]: ...
+    def __call__(self, images: np.ndarray) -> Prediction | list[Prediction]: ...  # type: ignore[overload-overlap]
 
     @overload
     def __call__(self, images: Iterable[ImageInput]) -> list[Prediction]: ...
@@ -248,5 +250,6 @@ class Recognizer:
         """
         if is_single(images) or not isinstance(images, Iterable):  # load_image refuses an unsupported type
             return self.recognize_arrays([load_image(images)])[0]  # type: ignore[arg-type]
-        return self.recognize_arrays(load_images(list(images), self.num_threads))
+        batch = typing.cast(Iterable[ImageInput], images)
+        return self.recognize_arrays(load_images(list(batch), self.num_threads))
 

@@ -7,7 +7,13 @@ import dataclasses
 import ipaddress
 import re
 
-from crnn.commands.options import add_decoder_args, non_negative_float, positive_float, positive_int, postprocess
+from crnn.commands.options import (
+    add_decoder_args,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    postprocess,
+)
 
 HELP = "HTTP recognition service with dynamic batching (needs the serve extra)"
 
@@ -39,7 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-wait-ms", type=non_negative_float, default=5.0,
                    help="how long a batch waits to fill up (default %(default)s)")
     p.add_argument("--max-images", type=positive_int, default=64, help="images per request (default %(default)s)")
-    p.add_argument("--max-request-mb", type=positive_float, default=16.0, help="request body size limit (default %(default)s)")
+    p.add_argument("--max-request-mb", type=positive_float, default=16.0,
+                   help="request body size limit (default %(default)s)")
     p.add_argument("--timeout", type=positive_float, default=30.0,
                    help="seconds a request may wait for its results (default %(default)s)")
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
