@@ -86,7 +86,7 @@ def one_line(err: str, *names: object) -> str:
     (["synth", "--out", "o", "--num", "1", "--seed", "-1"], ["--seed", ">= 0", "-1"]),
     (["serve", "--max-request-mb", "nan"], ["--max-request-mb", "finite", "nan"]),
     (["serve", "--timeout", "nan"], ["--timeout", "finite", "nan"]),
-    (["serve", "--timeout", "0"], ["--timeout", "> 0"]),
+    (["serve", "--timeout", "0"], ["timeout_s > 0"]),
     (["serve", "--host", "999.1.1.1"], ["--host", "999.1.1.1", "not an IP address"]),
     (["bench", "--batch-size", "0"], ["--batch-size", ">= 1"]),
 ])
@@ -409,6 +409,16 @@ def test_readme_finetune_table_shows_the_bundled_model_now() -> None:
 
 def _serve_imports() -> None:
     pytest.importorskip("fastapi", reason="crnn serve needs the serve extra: pip install -e '.[serve]'")
+
+
+@pytest.mark.parametrize("field", ["timeout_s", "max_wait_ms"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_serve_settings_refuse_nan_and_inf(field: str, value: float) -> None:
+    _serve_imports()
+    from crnn.serve import ServeSettings
+
+    with pytest.raises(ValueError, match="need finite max_wait_ms >= 0 and timeout_s > 0"):
+        ServeSettings(**{field: value})
 
 
 def test_metrics_count_host_and_cross_origin_refusals(rec: Recognizer) -> None:

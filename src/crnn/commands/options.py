@@ -57,14 +57,6 @@ def positive_float(text: str) -> float:
     return value
 
 
-def non_negative_float(text: str) -> float:
-    """An argparse type: a finite number >= 0 (waits)."""
-    value = finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
-    return value
-
-
 def add_config_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     """``-c CONFIG`` and ``-o KEY=VALUE ...``."""
     p.add_argument("-c", "--config", required=required, help="YAML config (PaddleOCR layout)")
