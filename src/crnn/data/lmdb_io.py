@@ -167,6 +167,9 @@ def create_lmdb(
     if written == 0:
         if created:
             shutil.rmtree(out, ignore_errors=True)
+        else:  # a folder the user made: leave it as it was
+            for name in ("data.mdb", "lock.mdb"):
+                (Path(out) / name).unlink(missing_ok=True)
         raise ValueError(f"none of the {len(pairs)} images of {label_file} could be read under --data-dir {data_dir}"
                          f" (first: {bad[0]}); nothing written")
     return written, bad
