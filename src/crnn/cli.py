@@ -45,7 +45,7 @@ def missing_extra(e: ModuleNotFoundError, verb: str) -> str | None:
         return None
     line = f"crnn {verb} needs the {top} package, which the {extra} extra installs: pip install 'crnn[{extra}]'"
     if top == "torch" and verb in ("predict", "serve"):  # these two also run .onnx models, with onnxruntime only
-        line += " (or, to run an exported .onnx model without torch: pip install 'crnn[onnx]' and --model MODEL.onnx)"
+        line += " (or pip install 'crnn[onnx]': it runs the bundled model and exported .onnx models without torch)"
     return line
 
 
