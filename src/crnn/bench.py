@@ -21,6 +21,7 @@ import numpy as np
 
 from crnn.data.images import IMAGE_EXTS
 from crnn.predict import DEFAULT_MODEL, Recognizer, load_image
+from crnn.threads import n_threads
 
 FLOP_PER_CYCLE_PER_CORE = 32  # Zen 2, AVX2: 2 FMA units x 8 fp32 lanes x 2 FLOP
 
@@ -160,7 +161,7 @@ def main_bench(args: argparse.Namespace) -> int:
     rec0 = Recognizer(ckpt, num_threads=threads)
     macs = count_macs(model, rec0.spec.image_shape)
     cpu = cpu_info()
-    print(f"{len(images)} images from {args.data}; {threads} threads; CPU {cpu['model']} "
+    print(f"{len(images)} images from {args.data}; {n_threads(threads)}; CPU {cpu['model']} "
           f"({cpu['cores']} cores, {cpu['mhz']:.0f} MHz); {macs['total'] / 1e6:.1f} M MAC/image")
     results: dict[str, Any] = {"checkpoint": str(ckpt), "data": str(args.data), "images": len(images),
                                "threads": threads, "macs_per_image": macs, "cpu": cpu, "backends": {}}

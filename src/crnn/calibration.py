@@ -145,7 +145,12 @@ def calibrate(checkpoint_path: str, out: str, dataset_cfg: Any = None, is_filter
     loader_cfg = dataclasses.replace(cfg.Eval.loader if cfg.Eval else _loader(), shuffle=False, drop_last=False)
     outputs: list[tuple[Any, list[str]]] = []
     spec = Preprocess.from_config(cfg)  # the model's, also for --sets (whose transforms are defaults)
-    for _, ds in eval_datasets(dataset_cfg or cfg.Eval.dataset, normalize, cfg.Global.strict_data, spec):
+    sets = eval_datasets(dataset_cfg or cfg.Eval.dataset, normalize, cfg.Global.strict_data, spec)
+    # a temperature "fitted" on nothing would be written as if it meant something
+    if sum(len(ds) for _, ds in sets) == 0:
+        raise ValueError(f"no samples to calibrate on in {', '.join(name for name, _ in sets) or 'the given sets'}: "
+                         "calibration needs a labelled validation set")
+    for _, ds in sets:
         loader, _ = build_loader(ds, loader_cfg, charset, seed=0)
         evaluate(model, loader, charset, RecMetric(normalize), decoder=build_decoder(base, charset), outputs=outputs)
 

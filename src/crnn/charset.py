@@ -33,10 +33,10 @@ class Charset:
         """
         if not character_dict_path:
             return cls(DEFAULT_CHARACTERS, lower=True)
-        path = Path(character_dict_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"character_dict_path {path} not found")
-        chars = [line.rstrip("\r\n") for line in path.read_text(encoding="utf-8-sig").splitlines()]
+        from crnn.data.labels import read_text
+
+        text = read_text(character_dict_path, "character_dict_path")
+        chars = [line.rstrip("\r\n") for line in text.splitlines()]
         if use_space_char:
             chars.append(" ")
         caseless = any(c.islower() for c in chars) and not any(c.isupper() for c in chars)

@@ -57,6 +57,35 @@ def resolve(path: str | os.PathLike[str]) -> Path:
     raise FileNotFoundError(f"checkpoint {path} not found (also tried {p.name}{SUFFIX})")
 
 
+def is_onnx(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an ONNX model: its name ends in ``.onnx``, or its bytes start as an ONNX protobuf
+    does (field 1, ``ir_version``, a small varint) where a checkpoint starts with a zip's ``PK`` or a pickle's 0x80."""
+    p = Path(path)
+    if p.suffix.lower() == ".onnx":
+        return True
+    try:
+        with open(p, "rb") as f:
+            head = f.read(2)
+    except OSError:
+        return False
+    return len(head) == 2 and head[0] == 0x08 and head[1] < 0x80
+
+
+def require_checkpoint(path: str | os.PathLike[str], flag: str, onnx_hint: str) -> Path:
+    """``resolve(path)`` for a flag that takes only a ``.pt`` checkpoint; an ONNX model is refused by name.
+
+    ``onnx_hint`` says where an ONNX model goes instead (e.g. "give it to --onnx").
+
+    Raises:
+        FileNotFoundError: no such checkpoint.
+        ValueError: ``path`` is an ONNX model; the message names ``flag`` and the hint.
+    """
+    p = resolve(path)
+    if is_onnx(p):
+        raise ValueError(f"{flag} {path} is an ONNX model; {flag} takes a .pt checkpoint ({onnx_hint})")
+    return p
+
+
 def save(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` via a temporary file and an atomic rename.
 
@@ -112,6 +141,9 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     import torch
 
     p = resolve(path)
+    if is_onnx(p):  # torch.load would call it "Python objects", which says nothing useful
+        raise ValueError(f"{p} is an ONNX model, not a .pt checkpoint; an ONNX model runs with crnn predict, eval "
+                         "or serve --model, or crnn.Recognizer")
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             state = torch.load(p, map_location="cpu", weights_only=True)

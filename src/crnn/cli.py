@@ -6,7 +6,9 @@ import argparse
 import importlib
 import logging
 import sys
+from typing import NoReturn
 
+import crnn
 from crnn.config import ConfigError
 
 # verb -> its module: ``add_arguments(parser)``, ``run(args)``, ``HELP`` and optionally ``DESCRIPTION``.
@@ -26,9 +28,40 @@ VERBS: dict[str, str] = {
 }
 
 
+# A module a verb imports -> the extra (pyproject.toml) that installs it. The base install runs
+# ``.onnx`` models only with onnxruntime, so a missing torch also names the onnx extra.
+EXTRAS: dict[str, str] = {
+    "torch": "torch", "lmdb": "torch", "matplotlib": "torch", "ninja": "torch",
+    "onnxruntime": "onnx", "onnx": "export",
+    "fastapi": "serve", "uvicorn": "serve", "multipart": "serve", "python_multipart": "serve",
+    "prometheus_client": "serve", "starlette": "serve",
+}
+
+
+def missing_extra(e: ModuleNotFoundError, verb: str) -> str | None:
+    """One line naming the extra that installs ``e``'s module, or None for a module no extra provides."""
+    top = (e.name or "").split(".")[0]
+    extra = EXTRAS.get(top)
+    if extra is None:
+        return None
+    line = f"crnn {verb} needs the {top} package, which the {extra} extra installs: pip install 'crnn[{extra}]'"
+    if top == "torch" and verb in ("predict", "serve"):  # these two also run .onnx models, with onnxruntime only
+        line += " (or pip install 'crnn[onnx]': it runs the bundled model and exported .onnx models without torch)"
+    return line
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one ``error:`` line, like every other user mistake."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``error: <prog>: <message>`` and exit 2 (argparse's code), without the usage block."""
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``crnn`` argument parser with one subcommand per verb."""
-    parser = argparse.ArgumentParser(prog="crnn", description="CRNN scene-text recognition")
+    parser = Parser(prog="crnn", description="CRNN scene-text recognition")
+    parser.add_argument("--version", action="version", version=f"crnn {crnn.__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for verb, module_name in VERBS.items():
@@ -49,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except (ConfigError, OSError, ValueError) as e:  # a user's mistake or the machine's state: one line
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:  # an optional dependency this verb needs is not installed
+        line = missing_extra(e, args.command)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

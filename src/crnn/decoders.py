@@ -13,7 +13,6 @@ import itertools
 import math
 import typing
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +33,9 @@ class Decoder:
     """
 
     def __init__(self, charset: Charset, cfg: PostProcessConfig):
+        if cfg.allow is not None and not cfg.allow:  # "" would allow no symbol: every reading would be empty
+            raise ConfigError("PostProcess.allow (--allow) is empty: it would allow no symbol; leave it out to "
+                              "allow every symbol of the charset")
         if cfg.word_score not in WORD_SCORES:
             raise ConfigError(f"PostProcess.word_score: {cfg.word_score!r} is not one of {', '.join(WORD_SCORES)}")
         if not cfg.temperature > 0:
@@ -97,6 +99,9 @@ class BeamDecoder(Decoder):
         super().__init__(charset, cfg)
         if cfg.beam_width < 1:
             raise ConfigError(f"PostProcess.beam_width must be >= 1, got {cfg.beam_width}")
+        for key in ("lm_weight", "length_bonus"):  # nan or inf would rank the beams arbitrarily
+            if not math.isfinite(getattr(cfg, key)):
+                raise ConfigError(f"PostProcess.{key} must be a finite number, got {getattr(cfg, key)}")
         self.lm = None
         if cfg.lm:
             from crnn.lm import CharNgram
@@ -164,13 +169,13 @@ class Lexicon:
         Raises:
             FileNotFoundError / ValueError: no such file, or no usable word (the message names it).
         """
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"lexicon {p} not found")
+        from crnn.data.labels import read_text
+
+        text = read_text(path, "lexicon")
         try:
-            return cls(p.read_text(encoding="utf-8").splitlines(), charset, max_distance)
+            return cls(text.splitlines(), charset, max_distance)
         except ValueError as e:
-            raise ValueError(f"lexicon {p}: {e}") from None
+            raise ValueError(f"lexicon {path}: {e}") from None
 
     def candidates(self, text: str) -> list[str]:
         """Lexicon words within ``max_distance`` edits of ``text`` (the charset's form of it)."""

@@ -121,7 +121,7 @@ def load_eval_model(model: str | None, config: str | None, overrides: list[str],
     from crnn import checkpoint
     from crnn.config import config_from_dict, load_config
     from crnn.predict import DEFAULT_MODEL, default_model
-    from crnn.threads import default_threads
+    from crnn.threads import default_threads, n_threads
 
     named = model or next((v.split("=", 1)[1] for v in overrides if v.startswith("Global.checkpoints=")), None)
     cfg = load_config(config, overrides) if config else None
@@ -133,14 +133,14 @@ def load_eval_model(model: str | None, config: str | None, overrides: list[str],
         from crnn.onnx_backend import onnx_runner
 
         run, meta = onnx_runner(path, threads)
-        log.info("evaluating %s on onnxruntime, %d threads", path, threads)
+        log.info("evaluating %s on onnxruntime, %s", path, n_threads(threads))
         return cfg, run, meta["charset"], path, meta["preprocess"]
     from crnn.torch_backend import for_inference, load_model
 
     torch.set_num_threads(threads)
     module, charset, model_cfg = load_model(path)
     module = for_inference(module)
-    log.info("evaluating %s on PyTorch, %d threads", path, threads)
+    log.info("evaluating %s on PyTorch, %s", path, n_threads(threads))
     return cfg, module, charset, path, Preprocess.from_config(model_cfg)
 
 
@@ -148,11 +148,16 @@ def eval_split(cfg: Config, sets: DatasetConfig | None = None) -> tuple[DatasetC
     """The dataset and loader ``crnn eval`` measures on: ``sets`` (``--sets`` folders, read with the
     config's Eval transforms, i.e. the model's input shape) or else the config's Eval dataset.
 
+    Without an Eval section ``sets`` are read with default transforms (the model's own preprocessing
+    applies in any case) and the default loader.
+
     Raises:
-        ConfigError: the config has no Eval section (it holds the transforms and the loader).
+        ConfigError: no ``sets`` and no Eval section to take the sets from.
     """
     if cfg.Eval is None:
-        raise ConfigError("no Eval section: give -c CONFIG with one, or --sets DIR ...")
+        if sets is None:
+            raise ConfigError("no eval sets: the config has no Eval section; give --sets DIR ... or -c CONFIG with one")
+        return sets, LoaderConfig()
     dataset_cfg = replace(sets, transforms=cfg.Eval.dataset.transforms) if sets else cfg.Eval.dataset
     return dataset_cfg, cfg.Eval.loader
 

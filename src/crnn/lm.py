@@ -55,11 +55,19 @@ class CharNgram(LanguageModel):
         """Build from a word list file (one word a line), read as ``crnn synth`` reads its word list.
 
         Raises:
-            FileNotFoundError: no such file, or no usable word in it (the message names it).
+            FileNotFoundError: no such file.
+            ValueError: not a UTF-8 text file, or no usable word in it (the message names it).
         """
-        from crnn.synth.corpus import load_words
+        from crnn.data.labels import read_text
+        from crnn.synth.corpus import clean_words
 
-        return cls(load_words([path], min_words=1), charset, order)
+        words = clean_words(read_text(path, "--lm word list").splitlines())
+        if not words:
+            raise ValueError(f"--lm word list {path} has no usable word (ASCII letters, digits and '-', one a line)")
+        try:
+            return cls(words, charset, order)
+        except ValueError as e:
+            raise ValueError(f"--lm word list {path}: {e}") from None
 
     def log_prob(self, context: str, symbol: str) -> float:
         """Natural-log probability of ``symbol`` (or ``self.end``) after ``context``."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-from collections.abc import Callable, Sequence
+import typing
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import numpy as np
 from PIL import Image
@@ -24,9 +25,11 @@ from crnn.data.preprocess import Preprocess
 from crnn.data.transforms import resized_width
 from crnn.decode import Prediction
 from crnn.decoders import Decoder, build_decoder, frames_to_pixels
-from crnn.threads import default_threads
+from crnn.threads import default_threads, n_threads
 
-ImageInput = str | os.PathLike[str] | Image.Image | np.ndarray
+ImageInput = str | os.PathLike[str] | bytes | Image.Image | np.ndarray
+# What one image can be, other than an array (an array is one image or a batch depending on its dimensions).
+SingleImage = str | os.PathLike[str] | bytes | Image.Image
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = str(Path(__file__).parent / "assets" / "crnn_mv3_en.pt")
@@ -43,23 +46,47 @@ def default_model() -> str:
     return DEFAULT_MODEL
 
 
-def load_image(image: ImageInput) -> np.ndarray:
+def load_image(image: ImageInput, name: str = "image") -> np.ndarray:
     """Any supported input as an OpenCV BGR (h, w, 3) uint8 array, decoded by ``crnn.data.images``.
 
-    PIL images and numpy arrays are taken as RGB (or grey, or RGBA, composited over white), the
-    convention of PIL and of ``np.asarray(pil_image)``. Images over ``crnn.data.images.MAX_PIXELS``
-    are refused.
+    A path (str or ``os.PathLike``) or the bytes of an encoded image file are decoded. PIL images
+    and numpy arrays are taken as RGB (or grey, or RGBA, composited over white), the convention of
+    PIL and of ``np.asarray(pil_image)``. Images over ``crnn.data.images.MAX_PIXELS`` are refused.
+    ``name`` is how messages call an input that is not a path (e.g. ``"image 3"``).
 
     Raises:
         ValueError: unreadable file, empty, too large or unsupported image; the message names the input.
     """
     if isinstance(image, (str, os.PathLike)):
+        if not os.fspath(image):
+            raise ValueError(f"{name}: the path is empty")
         try:
             data = Path(image).read_bytes()
         except OSError as e:
             raise ValueError(f"cannot read {image}: {e.strerror or e}") from e
         return decode_image(data, str(image))
-    return array_to_bgr(image)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return decode_image(bytes(image), name)
+    if isinstance(image, Image.Image):
+        try:
+            image.load()
+        except ValueError as e:  # Pillow: "Operation on closed image"
+            raise ValueError(f"{name}: the PIL image cannot be read ({e}); was it closed? open it again") from None
+    elif not isinstance(image, np.ndarray):
+        raise ValueError(f"{name}: unsupported image type {type(image).__name__}; give a path, the bytes of an image "
+                         "file, a PIL image or an H x W (x C) uint8 array")
+    return array_to_bgr(image, name)
+
+
+def is_single(images: object) -> bool:
+    """Whether ``Recognizer.__call__`` reads ``images`` as one image (not a batch).
+
+    One image: a path, encoded bytes, a PIL image, or an array with 2 (H x W) or 3 (H x W x C)
+    dimensions. A batch: a list or another iterable of those, or a 4-D (N x H x W x C) array.
+    """
+    if isinstance(images, np.ndarray):
+        return images.ndim < 4
+    return isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image))
 
 
 def load_images(images: Sequence[ImageInput], num_threads: int = 1) -> list[np.ndarray]:
@@ -68,10 +95,17 @@ def load_images(images: Sequence[ImageInput], num_threads: int = 1) -> list[np.n
     Raises:
         ValueError: the first input (in order) that cannot be read.
     """
+    names = [f"image {i}" for i in range(len(images))]  # how a message names an input that is not a path
     if num_threads <= 1 or len(images) < 2:
-        return [load_image(im) for im in images]
+        return [load_image(im, n) for im, n in zip(images, names, strict=True)]
     with ThreadPoolExecutor(min(num_threads, len(images))) as pool:
-        return list(pool.map(load_image, images))
+        return list(pool.map(load_image, images, names))
+
+
+def _at_least(name: str, value: object, low: int) -> None:
+    """Refuse a setting that is not an integer >= ``low`` (the message names it)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"Recognizer {name} must be an integer >= {low}, got {value!r}")
 
 
 class Recognizer:
@@ -97,17 +131,26 @@ class Recognizer:
 
     Raises:
         FileNotFoundError: no such model.
-        ValueError: an unloadable model, or ``dynamic_width`` for a model that does not pad.
+        ValueError: an empty path, a batch size or thread count below 1, an unloadable model, or
+            ``dynamic_width`` for a model that does not pad.
 
     Example:
         >>> rec = Recognizer()  # doctest: +SKIP
-        >>> rec(["word.png"])  # doctest: +SKIP
-        [Prediction(text='hello', confidence=0.98, char_confidences=(...), ...)]
+        >>> rec("word.png")  # doctest: +SKIP
+        Prediction(text='hello', confidence=0.98, char_confidences=(...), ...)
+        >>> rec(["word.png", "other.png"])  # doctest: +SKIP
+        [Prediction(text='hello', ...), Prediction(text='other', ...)]
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = None, *, batch_size: int = 32,
                  num_threads: int | None = None, dynamic_width: bool = False, max_width: int = 800,
                  decoder: Decoder | None = None):
+        if model is not None and not os.fspath(model):
+            raise ValueError("Recognizer model path is empty: give a .pt or .onnx path, or None (the default) for "
+                             "the bundled model")
+        _at_least("batch_size", batch_size, 1)
+        if num_threads is not None:
+            _at_least("num_threads", num_threads, 1)
         path = default_model() if model is None else model
         if not Path(path).exists() and not Path(f"{path}.pt").exists():
             hint = " (the bundled model is missing from this install)" if model is None else ""
@@ -134,7 +177,7 @@ class Recognizer:
         self.dynamic_width = dynamic_width
         self.max_width = max_width
         self.decoder: Decoder = decoder or build_decoder(meta.get("postprocess"), self.charset)
-        log.info("recognizer: %s back end, %s, %d threads", self.backend, self.path, num_threads)
+        log.info("recognizer: %s back end, %s, %s", self.backend, self.path, n_threads(num_threads))
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Recognizer:
@@ -185,11 +228,28 @@ class Recognizer:
                 out[i] = res
         return [r for r in out if r is not None]
 
-    def __call__(self, images: Sequence[ImageInput]) -> list[Prediction]:
-        """Recognise images (paths, PIL images or HWC uint8 RGB arrays); results in input order.
+    # A str or bytes is also an Iterable, so these overlap the batch one; they come first and win.
+    @overload
+    def __call__(self, images: SingleImage) -> Prediction: ...  # type: ignore[overload-overlap]
+
+    @overload
+    def __call__(self, images: np.ndarray) -> Prediction | list[Prediction]: ...  # type: ignore[overload-overlap]
+
+    @overload
+    def __call__(self, images: Iterable[ImageInput]) -> list[Prediction]: ...
+
+    def __call__(self, images: ImageInput | Iterable[ImageInput]) -> Prediction | list[Prediction]:
+        """Recognise one image or a batch, as EasyOCR's and RapidOCR's readers take them.
+
+        One image (a path, the bytes of an image file, a PIL image, or an H x W or H x W x C uint8 RGB
+        array) gives one ``Prediction``; a list (or any other iterable) of them, or an N x H x W x C
+        array, gives a list of ``Prediction`` in input order.
 
         Raises:
-            ValueError: an input cannot be read (the message names it).
+            ValueError: an input cannot be read or has an unsupported type (the message names it).
         """
-        return self.recognize_arrays(load_images(images, self.num_threads))
+        if is_single(images) or not isinstance(images, Iterable):  # load_image refuses an unsupported type
+            return self.recognize_arrays([load_image(images)])[0]  # type: ignore[arg-type]
+        batch = typing.cast(Iterable[ImageInput], images)
+        return self.recognize_arrays(load_images(list(batch), self.num_threads))
 

@@ -35,3 +35,8 @@ def default_threads() -> int:
     except (AttributeError, OSError):
         busy = 0
     return max(1, min(cores, cores - busy))
+
+
+def n_threads(n: int) -> str:
+    """``"1 thread"``, ``"4 threads"``: for log lines and reports."""
+    return f"{n} thread{'' if n == 1 else 's'}"

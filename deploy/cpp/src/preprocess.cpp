@@ -3,6 +3,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -101,6 +102,10 @@ cv::Mat composite_on_white(const cv::Mat& bgra) {
 }  // namespace
 
 cv::Mat load_image(const std::string& path) {
+  // an ifstream opens a directory without complaint and then reads nothing: say what it is
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw Error(path + " is a directory, not an image file (give its image files)");
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error("cannot read " + path + ": no such file or not readable");
   std::vector<unsigned char> data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());

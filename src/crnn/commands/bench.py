@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crnn.commands.options import positive_int
+
 HELP = "inference speed: PyTorch eager vs ONNX fp32 vs ONNX int8"
 
 
@@ -15,9 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--onnx", help="an exported fp32 .onnx model")
     p.add_argument("--onnx-int8", help="an exported int8 .onnx model")
     p.add_argument("--data", default="../shared/data/eval", help="folder of word crops (searched recursively)")
-    p.add_argument("--limit", type=int, default=2000, help="images to use (default 2000)")
-    p.add_argument("--threads", type=int, default=None, help="inference threads (default: all cores)")
-    p.add_argument("--batch-size", type=int, default=32, help="batched run size (default 32)")
+    p.add_argument("--limit", type=positive_int, default=2000, help="images to use (default 2000)")
+    p.add_argument("--threads", type=positive_int, default=None, help="inference threads (default: all cores)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="batched run size (default 32)")
     p.add_argument("--backends", nargs="+", default=["torch", "onnx", "onnx-int8"],
                    choices=["torch", "onnx", "onnx-int8"], help="what to time (default: all three)")
     p.add_argument("--json", help="also write the results here")
@@ -26,9 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Time each back end; print and optionally write the results."""
     if args.checkpoint:
-        from crnn.checkpoint import resolve
+        from crnn.checkpoint import require_checkpoint
 
-        resolve(args.checkpoint)
+        require_checkpoint(args.checkpoint, "--checkpoint", "give an fp32 .onnx model to --onnx, an int8 one to "
+                           "--onnx-int8")
     for path in (args.onnx, args.onnx_int8):
         if path and not Path(path).is_file():
             raise FileNotFoundError(f"{path} not found")

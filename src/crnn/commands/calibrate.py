@@ -20,11 +20,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fit, write the calibrated checkpoint, print ECE before and after."""
-    from crnn.checkpoint import resolve
+    from crnn.checkpoint import require_checkpoint
     from crnn.config import TransformsConfig
     from crnn.data.sets import sets_dataset
 
-    resolve(args.checkpoint)  # a wrong path fails now, not after torch loads
+    # a wrong path fails now, not after torch loads
+    require_checkpoint(args.checkpoint, "--checkpoint", "calibrate the checkpoint the ONNX model was exported from, "
+                       "then export the calibrated one")
     sets = sets_dataset(args.sets, args.label_file, TransformsConfig()) if args.sets else None
     from crnn.calibration import calibrate
 

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from crnn.commands.options import add_config_args, add_decoder_args, postprocess
+from crnn.commands.options import add_config_args, add_decoder_args, positive_int, postprocess
 
 if TYPE_CHECKING:
     from crnn.config import Config
@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model to evaluate: a .pt checkpoint or an exported .onnx model, on its own back "
                    "end (default: --checkpoint, else the bundled model)")
     p.add_argument("--checkpoint", help="checkpoint to evaluate (same as -o Global.checkpoints=PATH)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="inference threads (default: Global.num_threads, else the available cores that are not busy)")
     p.add_argument("--sets", nargs="+", metavar="DIR[:LABELS]",
                    help="eval sets: folders with a label file (default name: --label-file) or LMDB trees")

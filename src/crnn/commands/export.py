@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from crnn.commands.options import positive_int
+
 HELP = "export a checkpoint to ONNX (verified against PyTorch), optionally int8"
 
 
@@ -16,15 +18,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write an int8 model: static (needs --calib) or dynamic; bare --int8 picks static "
                         "when --calib is given")
     p.add_argument("--calib", help="TRAINING images for static int8: a folder or a label file")
-    p.add_argument("--calib-count", type=int, default=256, help="calibration images (default 256)")
+    p.add_argument("--calib-count", type=positive_int, default=256, help="calibration images (default 256)")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime-vs-PyTorch verification")
 
 
 def run(args: argparse.Namespace) -> int:
     """Export; print what was written and the verified difference."""
-    from crnn.checkpoint import resolve
+    from crnn.checkpoint import require_checkpoint
 
-    resolve(args.checkpoint)  # a wrong path fails now, not after torch loads
+    # a wrong path fails now, not after torch loads
+    require_checkpoint(args.checkpoint, "--checkpoint", "this one is exported already; export the checkpoint "
+                       "it came from")
     if args.calib and not Path(args.calib).exists():
         raise FileNotFoundError(f"--calib {args.calib} not found")
     from crnn.export import export_onnx

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from crnn.commands.options import add_decoder_args, postprocess
+from crnn.commands.options import add_decoder_args, positive_int, postprocess
 from crnn.data.images import IMAGE_EXTS
 
 if TYPE_CHECKING:
@@ -27,29 +27,46 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="a .pt checkpoint (default: the bundled model)")
     p.add_argument("--model", help="a .pt checkpoint or an exported .onnx model (default: the bundled model, "
                    "as ONNX when onnxruntime is installed)")
-    p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default %(default)s)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--batch-size", type=positive_int, default=32, help="images per forward pass (default %(default)s)")
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="inference and decoding threads (default: the available cores that are not busy)")
     p.add_argument("--format", choices=["tsv", "json", "jsonl"], default="tsv",
-                   help="tsv: path, text, confidence (default); json/jsonl: also each symbol's confidence and "
+                   help="tsv: path, text, confidence (default; a tab, newline or backslash in a path or text is "
+                        "written as \\t, \\n, \\\\); json/jsonl: also each symbol's confidence and "
                         "x range in the image's pixels")
     add_decoder_args(p)
 
 
-def expand_inputs(inputs: list[str]) -> list[str]:
-    """Files, folders (their images, sorted) and globs, in the order given."""
+def expand_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
+    """(image paths, problems): files, folders (their images, sorted) and globs, in the order given.
+
+    A glob that matches nothing and a folder with no image are problems (one line each, naming the input).
+    """
     paths: list[str] = []
+    problems: list[str] = []
     for item in inputs:
         if os.path.isdir(item):
-            paths += sorted(str(p) for p in Path(item).rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+            found = sorted(str(p) for p in Path(item).rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+            if not found:
+                problems.append(f"no image files ({', '.join(sorted(IMAGE_EXTS))}) in folder {item}")
+            paths += found
         elif any(ch in item for ch in "*?["):
             matches = sorted(glob.glob(item, recursive=True))
             if not matches:
-                print(f"error: no file matches {item}", file=sys.stderr)
+                problems.append(f"no file matches {item}")
             paths += matches
         else:
             paths.append(item)
-    return paths
+    return paths, problems
+
+
+def tsv_field(text: str) -> str:
+    r"""``text`` safe for one TSV field: a backslash, tab, newline or carriage return becomes ``\\``, ``\t``,
+    ``\n`` or ``\r`` (the escapes of PostgreSQL's text format), so a file name with a tab or a newline stays
+    one row of three fields; text without them is unchanged."""
+    if not any(c in text for c in "\\\t\n\r"):
+        return text
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def prediction_dict(pred: Prediction) -> dict[str, object]:
@@ -89,11 +106,13 @@ def _load_images(paths: list[str], threads: int | None) -> tuple[list[np.ndarray
 
 def run(args: argparse.Namespace) -> int:
     """Print one line (or JSON record) per readable image; exit 1 when any input failed."""
-    paths = expand_inputs(args.inputs)
+    paths, problems = expand_inputs(args.inputs)
+    for problem in problems:  # one line per input that gave no image
+        print(f"error: {problem}", file=sys.stderr)
     if not paths:
-        print(f"error: no image files ({', '.join(sorted(IMAGE_EXTS))}) in {' '.join(args.inputs)}", file=sys.stderr)
         return 1
     images, good, failed = _load_images(paths, args.threads)
+    failed += len(problems)
     if not images:
         return 1
     from crnn.decoders import build_decoder
@@ -105,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     records = []
     for p, pred in zip(good, rec.recognize_arrays(images), strict=True):
         if args.format == "tsv":
-            print(f"{p}\t{pred.text}\t{pred.confidence:.4f}")
+            print(f"{tsv_field(p)}\t{tsv_field(pred.text)}\t{pred.confidence:.4f}")
         elif args.format == "jsonl":
             print(json.dumps({"path": p, **prediction_dict(pred)}, ensure_ascii=False))
         else:

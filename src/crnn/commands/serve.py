@@ -4,16 +4,34 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
+import re
 
-from crnn.commands.options import add_decoder_args, postprocess
+from crnn.commands.options import add_decoder_args, finite_float, positive_float, postprocess
 
 HELP = "HTTP recognition service with dynamic batching (needs the serve extra)"
 
 
+def listen_address(text: str) -> str:
+    """An argparse type for ``--host``: a literal IP address must be a valid one (``999.1.1.1`` is not);
+    a name is left to the resolver."""
+    literal = text.strip("[]")
+    if re.fullmatch(r"[0-9.]+", literal) or ":" in literal:  # meant as an address, not a name
+        try:
+            ipaddress.ip_address(literal)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an IP address (IPv4: four numbers 0-255, e.g. "
+                                             "127.0.0.1 or 0.0.0.0)") from None
+    return text
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Add the ``crnn serve`` options to ``p``."""
+    """Add the ``crnn serve`` options to ``p``.
+
+    The integer limits and the signs of the times are checked by ``ServeSettings`` (the same checks for
+    the API); the flags' types refuse what it cannot be given: nan, inf and a body limit <= 0 MB."""
     p.add_argument("--model", help="a .pt checkpoint or an exported .onnx model (default: the bundled model)")
-    p.add_argument("--host", default="127.0.0.1",
+    p.add_argument("--host", type=listen_address, default="127.0.0.1",
                    help="address to listen on (default %(default)s: this machine only; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default %(default)s)")
     p.add_argument("--workers", type=int, default=1,
@@ -21,11 +39,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="inference threads per worker (default: the available cores that are not busy)")
     p.add_argument("--max-batch", type=int, default=32, help="images per forward pass (default %(default)s)")
-    p.add_argument("--max-wait-ms", type=float, default=5.0,
+    p.add_argument("--max-wait-ms", type=finite_float, default=5.0,
                    help="how long a batch waits to fill up (default %(default)s)")
     p.add_argument("--max-images", type=int, default=64, help="images per request (default %(default)s)")
-    p.add_argument("--max-request-mb", type=float, default=16.0, help="request body size limit (default %(default)s)")
-    p.add_argument("--timeout", type=float, default=30.0,
+    p.add_argument("--max-request-mb", type=positive_float, default=16.0,
+                   help="request body size limit (default %(default)s)")
+    p.add_argument("--timeout", type=finite_float, default=30.0,
                    help="seconds a request may wait for its results (default %(default)s)")
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                    help="a name clients reach the service by (Host header); repeat for more; '*' allows any "

@@ -71,6 +71,8 @@ class LmdbSource:
                 self.n = int(raw)
             except ValueError:
                 raise DataError(f"LMDB {path}: num-samples is {bytes(raw)[:20]!r}, not a number") from None
+            if self.n < 0:  # range() would make it an empty set, silently
+                raise DataError(f"LMDB {path}: num-samples is {self.n}; it must be a count >= 0")
             self.labels = [self._read_label(txn, i) for i in range(self.n)]
 
     def _read_label(self, txn: Any, i: int) -> str:

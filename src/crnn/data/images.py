@@ -189,11 +189,14 @@ def array_to_bgr(image: Image.Image | np.ndarray, name: str = "image", max_pixel
     if not isinstance(image, np.ndarray):
         raise ValueError(f"unsupported image type {type(image).__name__}")
     if image.dtype != np.uint8:
-        raise ValueError(f"image arrays must be uint8, got {image.dtype}")
+        raise ValueError(f"{name}: image arrays must be uint8, got {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 1:  # H x W x 1: grey with a channel axis
+        image = image[:, :, 0]
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4) or image.shape[0] == 0 or image.shape[1] == 0:
-        raise ValueError(f"unsupported image array shape {image.shape}")
+        raise ValueError(f"{name}: unsupported image array shape {image.shape}; one image is H x W or H x W x C "
+                         "(C = 1, 3 or 4)")
     check_size(image.shape[1], image.shape[0], name, max_pixels, max_side)
     if image.shape[2] == 4:
         image = composite_on_white(image)

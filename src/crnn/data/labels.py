@@ -8,6 +8,29 @@ Torch- and lmdb-free: the base (ONNX) install can import it.
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+
+def read_text(path: str | os.PathLike[str], what: str) -> str:
+    """A UTF-8 text file's contents (a byte-order mark dropped), for the word lists and dictionaries users name.
+
+    ``what`` says what the file is for (e.g. ``"--lm word list"``) so that a message names both.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: binary data (a NUL byte) or not UTF-8; the message names ``what``, the file and the byte.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} {p} not found")
+    data = p.read_bytes()
+    nul = data.find(b"\0")
+    if nul >= 0:  # UTF-8 text never holds one; a model, an image or an archive almost always does
+        raise ValueError(f"{what} {p} is not a text file (a NUL byte at byte {nul}); it must be UTF-8 text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{what} {p} is not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
 def read_label_file(path: str | os.PathLike[str], delimiter: str = "\t") -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from types import TracebackType
 
@@ -130,6 +131,12 @@ def create_lmdb(
 
     Returns:
         (number written, list of "path: reason" for every image that was not written).
+
+    Raises:
+        FileExistsError: ``out`` is a file or already holds an LMDB.
+        FileNotFoundError: no label file, or no ``data_dir`` folder.
+        ValueError: the label file has no sample, or none of its images could be read (nothing is
+            left behind: an LMDB of 0 samples would only fail later, in training).
     """
     bad: list[str] = []
     if Path(out).exists() and not Path(out).is_dir():
@@ -138,10 +145,16 @@ def create_lmdb(
         raise FileExistsError(f"--out {out} already holds an LMDB; choose a new directory")
     if not Path(label_file).is_file():
         raise FileNotFoundError(f"label file {label_file} not found")
+    if not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"--data-dir {data_dir}: no such folder (the label file's paths are relative to it)")
+    pairs = read_label_file(label_file, delimiter)
+    if not pairs:
+        raise ValueError(f"label file {label_file} has no samples (path{delimiter!r}label lines); nothing to write")
+    created = not Path(out).exists()
     with LmdbWriter(out) as writer:
         if writer.count:
             raise FileExistsError(f"{out} already holds {writer.count} samples; choose a new directory")
-        for rel, label in read_label_file(label_file, delimiter):
+        for rel, label in pairs:
             path = Path(data_dir) / rel
             try:
                 data = path.read_bytes()
@@ -151,4 +164,12 @@ def create_lmdb(
                 continue
             writer.add(data, label)
         written = writer.count
+    if written == 0:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        else:  # a folder the user made: leave it as it was
+            for name in ("data.mdb", "lock.mdb"):
+                (Path(out) / name).unlink(missing_ok=True)
+        raise ValueError(f"none of the {len(pairs)} images of {label_file} could be read under --data-dir {data_dir}"
+                         f" (first: {bad[0]}); nothing written")
     return written, bad

@@ -101,7 +101,8 @@ def create_app(recognizer: Recognizer, settings: ServeSettings | None = None) ->
     metrics = Metrics()
     app = FastAPI(title="crnn", version=crnn.__version__, lifespan=_lifespan,
                   description="CRNN scene-text recognition of cropped word images, with dynamic batching.")
-    app.add_middleware(HostOriginGuard, hosts=settings.host_names(), allow_cross_origin=settings.allow_cross_origin)
+    app.add_middleware(HostOriginGuard, hosts=settings.host_names(), allow_cross_origin=settings.allow_cross_origin,
+                       metrics=metrics)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # added last = outermost: counts the guard's refusals
     app.state.recognizer = recognizer
     app.state.settings = settings

@@ -19,6 +19,8 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from crnn.serve.metrics import Metrics, label_path
+
 OVERLOAD_MEMORY_S = 2.0  # /readyz reports overload this long after a request was refused for it
 
 
@@ -33,10 +35,11 @@ def _host_name(value: str) -> str:
 class HostOriginGuard:
     """ASGI middleware: 400 for a Host header not in ``hosts``, 403 for a cross-origin browser request."""
 
-    def __init__(self, app: ASGIApp, hosts: set[str], allow_cross_origin: bool):
+    def __init__(self, app: ASGIApp, hosts: set[str], allow_cross_origin: bool, metrics: Metrics | None = None):
         self.app = app
         self.hosts = hosts
         self.allow_cross_origin = allow_cross_origin
+        self.metrics = metrics  # refusals are counted in crnn_http_errors_total like the app's own errors
 
     def _refusal(self, scope: Scope) -> tuple[int, str, str] | None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
@@ -62,6 +65,8 @@ class HostOriginGuard:
             await self.app(scope, receive, send)
             return
         status, code, detail = refusal
+        if self.metrics is not None:
+            self.metrics.errors.labels(label_path(scope["path"]), code).inc()
         body = json.dumps({"detail": detail, "code": code}).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})

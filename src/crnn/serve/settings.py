@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,8 +71,9 @@ class ServeSettings:
         if self.max_request_pixels > self.max_inflight_pixels:
             raise ValueError(f"serve setting max_request_pixels ({self.max_request_pixels}) must not exceed "
                              f"max_inflight_pixels ({self.max_inflight_pixels})")
-        if self.max_wait_ms < 0 or self.timeout_s <= 0:
-            raise ValueError(f"serve settings need max_wait_ms >= 0 and timeout_s > 0, got "
+        # written so that nan fails too (every comparison with nan is false); inf would never time out
+        if not (0 <= self.max_wait_ms < math.inf and 0 < self.timeout_s < math.inf):
+            raise ValueError(f"serve settings need finite max_wait_ms >= 0 and timeout_s > 0, got "
                              f"{self.max_wait_ms} and {self.timeout_s}")
 
     def host_names(self) -> set[str]:

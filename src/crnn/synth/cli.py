@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 
+from crnn.commands.options import non_negative_int, positive_int
+
 log = logging.getLogger(__name__)
 HELP = "render synthetic word images into LMDB shards (offline)"
 
@@ -13,12 +15,12 @@ HELP = "render synthetic word images into LMDB shards (offline)"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``crnn synth`` options to ``parser``."""
     parser.add_argument("--out", required=True, help="output directory; shards go to OUT/shard_NNNNN")
-    parser.add_argument("--num", type=int, required=True, help="total number of samples")
+    parser.add_argument("--num", type=positive_int, required=True, help="total number of samples")
     parser.add_argument(
-        "--shard-size", type=int, default=50_000, help="samples per LMDB shard (default 50000)"
+        "--shard-size", type=positive_int, default=50_000, help="samples per LMDB shard (default 50000)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="base seed; same seed, same bytes (default 0)")
-    parser.add_argument("--workers", type=int, default=1, help="rendering processes (default 1)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="base seed; same seed, same bytes (default 0)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="rendering processes (default 1)")
     from crnn.synth.styles import STYLES  # a dataclass table: cheap to import
 
     parser.add_argument("--style", default="default", choices=list(STYLES),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import string
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +31,8 @@ PUNCT_WRAP = (("(", ")"), ('"', '"'), ("'", "'"), ("[", "]"))
 def load_words(paths: Sequence[str | os.PathLike[str]] = WORD_LIST_PATHS, min_words: int = 1000) -> list[str]:
     """Clean ASCII words from the first existing word list (one word a line), sorted and unique.
 
-    Possessive forms (``word's``) are dropped: the generator adds ``'s`` itself at a set rate. Also the
-    reader of the decoders' word-list prior (``crnn.lm``), which passes ``min_words=1``.
+    Possessive forms (``word's``) are dropped: the generator adds ``'s`` itself at a set rate. The
+    decoders' word-list prior (``crnn.lm``) keeps the same words (``clean_words``) of a file it reads strictly.
 
     Raises:
         FileNotFoundError: none of ``paths`` exists, or the list has fewer than ``min_words`` usable
@@ -47,16 +47,23 @@ def load_words(paths: Sequence[str | os.PathLike[str]] = WORD_LIST_PATHS, min_wo
             f"no word list found (looked for {', '.join(str(p) for p in paths)}); "
             "install one with scripts/install_fonts.sh (Debian package wamerican), as root"
         )
-    allowed = set(string.ascii_letters + string.digits + "-")
-    words = set()
-    for line in path.read_text(encoding="utf-8", errors="ignore").splitlines():
-        w = line.strip()
-        if w and len(w) <= MAX_WORD_LEN and not w.endswith("'s") and set(w) <= allowed:
-            words.add(w)
+    words = clean_words(path.read_text(encoding="utf-8", errors="ignore").splitlines())
     if len(words) < min_words:
         raise FileNotFoundError(
             f"word list {path} has only {len(words)} usable words; run scripts/install_fonts.sh"
         )
+    return words
+
+
+def clean_words(lines: Iterable[str]) -> list[str]:
+    """The usable words of ``lines``, sorted and unique: ASCII letters, digits and ``-``, at most
+    ``MAX_WORD_LEN`` long, no possessive ``'s`` form."""
+    allowed = set(string.ascii_letters + string.digits + "-")
+    words = set()
+    for line in lines:
+        w = line.strip()
+        if w and len(w) <= MAX_WORD_LEN and not w.endswith("'s") and set(w) <= allowed:
+            words.add(w)
     return sorted(words)
 
 
