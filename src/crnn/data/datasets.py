@@ -248,11 +248,18 @@ class RecDataset:
 
     def __getitem__(self, idx: int | tuple[int, int]) -> Item | None:
         index, epoch = idx if isinstance(idx, tuple) else (idx, 0)
+        img = self.image(index, epoch)
+        if img is None:
+            return None
+        return Item(self.preprocess([img])[0], self.label(index), self.key(index))
+
+    def image(self, index: int, epoch: int = 0) -> np.ndarray | None:
+        """Sample ``index`` decoded (and augmented), BGR uint8 (h, w, 3), before ``preprocess``;
+        None when it cannot be decoded (logged; raises if strict)."""
         s, i = self.index[index]
         src = self.sources[s]
-        key = src.key(i)
         try:
-            img = decode_image(src.image_bytes(i), key)
+            img = decode_image(src.image_bytes(i), src.key(i))
         except (OSError, ValueError, DataError) as e:
             if self.strict:
                 raise DataError(str(e)) from e
@@ -260,7 +267,17 @@ class RecDataset:
             return None
         if self.augment is not None:
             img = self.augment(img, np.random.default_rng([self.seed, epoch, index]))
-        return Item(self.preprocess([img])[0], src.label(i), key)
+        return img
+
+    def label(self, index: int) -> str:
+        """The label of sample ``index``."""
+        s, i = self.index[index]
+        return self.sources[s].label(i)
+
+    def key(self, index: int) -> str:
+        """Where sample ``index`` came from."""
+        s, i = self.index[index]
+        return self.sources[s].key(i)
 
 
 def train_label_check(charset_normalize: Callable[[str], str], max_text_length: int) -> LabelCheck:
