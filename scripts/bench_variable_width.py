@@ -5,8 +5,9 @@ end-to-end throughput of ``crnn.Recognizer`` on the four benchmark sets.
 (a) Word accuracy (36-char protocol, ``crnn.metrics.filter_36``) per set, on all words, on the words
     of 10 or more characters, and by label length.
 (b) Throughput: crops per second from the image files (decoding included), ``num_threads`` threads,
-    images sorted by aspect ratio into batches of ``--batch-size`` (both modes); the modes alternate
-    over ``--repeats`` runs and the median is reported (the machine may be shared).
+    images sorted by aspect ratio into batches of ``--batch-size`` (both modes), on every
+    ``--throughput-every``-th crop of each set; the modes alternate over ``--repeats`` runs and the
+    median is reported (the machine may be shared).
 
     python scripts/bench_variable_width.py --data ../shared/data/eval --json docs/bench/variable_width.json
 """
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from train_throughput import cpu_flags, git_head
 
 from crnn import Recognizer
@@ -32,6 +34,7 @@ from crnn.predict import load_images
 SETS = (("iiit5k", "labels.tsv"), ("ic13", "labels_1015.tsv"), ("ic15", "labels.tsv"), ("ic03", "labels.tsv"))
 LONG = 10  # "long words": at least this many characters after the 36-char filter
 LENGTH_BINS = ((1, 3), (4, 6), (7, 9), (10, 99))
+RATIO_BINS = ((0.0, 100 / 32), (100 / 32, 5.0), (5.0, 8.0), (8.0, 1e9))  # w/h; up to 100/32 nothing is squeezed
 
 
 def read_set(root: Path, labels: str) -> list[tuple[Path, str]]:
@@ -45,25 +48,33 @@ def read_set(root: Path, labels: str) -> list[tuple[Path, str]]:
     return out
 
 
-def accuracy(rows: list[tuple[str, str]]) -> dict[str, Any]:
-    """{count, acc %} of (label, prediction) rows."""
-    right = sum(label == filter_36(pred) for label, pred in rows)
+def accuracy(rows: list[tuple[str, str, float]]) -> dict[str, Any]:
+    """{count, acc %} of (label, prediction, w/h) rows."""
+    right = sum(label == filter_36(pred) for label, pred, _ in rows)
     return {"count": len(rows), "acc": round(100.0 * right / len(rows), 2) if rows else None}
+
+
+def ratio(path: Path) -> float:
+    """w / h of an image file, from its header."""
+    with Image.open(path) as im:
+        return im.width / im.height
 
 
 def measure_accuracy(sets: dict[str, list[tuple[Path, str]]], model: str | None, batch_size: int, threads: int,
                      dynamic: bool) -> dict[str, Any]:
     rec = Recognizer(model, batch_size=batch_size, num_threads=threads, dynamic_width=dynamic)
     res: dict[str, Any] = {"sets": {}}
-    every: list[tuple[str, str]] = []
+    every: list[tuple[str, str, float]] = []
     for name, samples in sets.items():
         preds = rec([p for p, _ in samples])
-        rows = [(label, pred.text) for (_, label), pred in zip(samples, preds, strict=True)]
+        rows = [(label, pred.text, ratio(p)) for (p, label), pred in zip(samples, preds, strict=True)]
         every += rows
         res["sets"][name] = {"all": accuracy(rows), "long": accuracy([r for r in rows if len(r[0]) >= LONG])}
     res["total"] = {"all": accuracy(every), "long": accuracy([r for r in every if len(r[0]) >= LONG]),
                     **{f"len_{lo}_{hi}": accuracy([r for r in every if lo <= len(r[0]) <= hi])
-                       for lo, hi in LENGTH_BINS}}
+                       for lo, hi in LENGTH_BINS},
+                    **{f"ratio_{lo:.3g}_{hi:.3g}": accuracy([r for r in every if lo < r[2] <= hi])
+                       for lo, hi in RATIO_BINS}}
     res["mean_sets"] = {k: round(statistics.mean(s[k]["acc"] for s in res["sets"].values()), 2)
                         for k in ("all", "long")}
     return res
@@ -106,11 +117,14 @@ def main() -> int:
                     help="also measure variable-width accuracy at this batch size (0: skip)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--throughput-every", type=int, default=4,
+                    help="time every N-th crop of each set (default %(default)s; 1: all 6,952)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
 
     print(f"cpu: {cpu_flags()}", flush=True)
-    print(f"load average: {os.getloadavg()}", flush=True)
+    load = os.getloadavg()
+    print(f"load average: {load}", flush=True)
     data = Path(args.data)
     sets = {name: read_set(data / name, labels) for name, labels in SETS}
     runs = {"fixed": (args.batch_size, False), "variable": (args.batch_size, True)}
@@ -121,10 +135,23 @@ def main() -> int:
         acc[mode] = measure_accuracy(sets, args.model, bs, args.threads, dynamic)
         print(f"{mode} (batch {bs}): all {acc[mode]['total']['all']}, >= {LONG} chars {acc[mode]['total']['long']}",
               flush=True)
-    paths = [p for samples in sets.values() for p, _ in samples]
+    print_table(acc, sets)
+    report = {"date": time.strftime("%Y-%m-%d"), "commit": git_head(), "cpu": cpu_flags(),
+              "load_avg_start": load,
+              "command": " ".join(["python", "scripts/" + Path(sys.argv[0]).name, *sys.argv[1:]]),
+              "model": args.model or "bundled", "threads": args.threads, "batch_size": args.batch_size,
+              "accuracy": acc}
+    write(report, args.json)
+    paths = [p for samples in sets.values() for p, _ in samples[::args.throughput_every]]
     speed = measure_throughput(paths, args.model, args.batch_size, args.threads, args.repeats)
     print(json.dumps(speed), flush=True)
+    report.update(throughput={"crops": len(paths), **speed}, load_avg_after=os.getloadavg())
+    write(report, args.json)
 
+    return 0
+
+
+def print_table(acc: dict[str, Any], sets: dict[str, Any]) -> None:
     print(f"\n| set | words | fixed % | variable % | words >= {LONG} | fixed % | variable % |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name in sets:
@@ -134,18 +161,16 @@ def main() -> int:
     f, v = acc["fixed"]["total"], acc["variable"]["total"]
     print(f"| total | {f['all']['count']} | {f['all']['acc']} | {v['all']['acc']} | {f['long']['count']} | "
           f"{f['long']['acc']} | {v['long']['acc']} |")
-    for lo, hi in LENGTH_BINS:
-        k = f"len_{lo}_{hi}"
-        print(f"length {lo}-{hi}: {f[k]['count']} words, fixed {f[k]['acc']}%, variable {v[k]['acc']}%")
-    if args.json:
-        report = {"date": time.strftime("%Y-%m-%d"), "commit": git_head(), "cpu": cpu_flags(),
-                  "load_avg": os.getloadavg(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-                  "model": args.model or "bundled", "threads": args.threads, "batch_size": args.batch_size,
-                  "accuracy": acc, "throughput": speed}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
-    return 0
+    for k in f:
+        if k.startswith(("len_", "ratio_")):
+            print(f"{k}: {f[k]['count']} words, fixed {f[k]['acc']}%, variable {v[k]['acc']}%")
+
+
+def write(report: dict[str, Any], path: str | None) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {path}", flush=True)
 
 
 if __name__ == "__main__":
