@@ -19,7 +19,7 @@ from crnn.data.preprocess import Preprocess
 from crnn.data.transforms import resize_norm, to_model_order
 from crnn.onnx_backend import parse_metadata, preprocess_metadata
 
-from .conftest import tiny_config
+from .conftest import draw_word, tiny_config
 
 
 def no_padding_config(tiny: Path, out: Path) -> dict:
@@ -405,6 +405,47 @@ def test_recognizer_feeds_paddleocr_batches_and_keeps_input_order(tiny_set: Path
         alone = [rec([im])[0].text for im in rgb[:3]]  # input order: each image's own result
         if dynamic is False:  # (with variable width a crop's result may depend on its batch's width)
             assert [p.text for p in preds[:3]] == alone
+
+
+def test_eval_dynamic_width_feeds_paddleocr_batches(tmp_path: Path) -> None:
+    """`crnn eval --dynamic-width`: the set in ratio order, in batches of the loader's size, each built
+    as predict_rec builds it; without the flag, every image at 3x32x100."""
+    import dataclasses
+
+    from crnn.data.images import decode_image
+    from crnn.evaluate import evaluate_sets, load_eval_model
+
+    words = tmp_path / "words"  # short and long words: crops from 1:1 to about 12:1
+    (words / "images").mkdir(parents=True)
+    lines = []
+    for i, word in enumerate(["a", "to", "cat", "exit", "photosynthesis", "internationalization", "road",
+                              "welcome", "crnn", "bigger", "zebra", "recognition"]):
+        draw_word(word, i).save(words / "images" / f"{i:02d}.png")
+        lines.append(f"images/{i:02d}.png\t{word}")
+    (words / "labels.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ckpt = make_checkpoint(tiny_config(words, tmp_path), tmp_path)
+    cfg, _, charset, _, spec = load_eval_model(str(ckpt), None, [], 1)
+    loader = dataclasses.replace(cfg.Eval.loader, batch_size_per_card=5)
+    for dynamic in (True, False):
+        fed: list[np.ndarray] = []
+
+        def capture(x: np.ndarray) -> np.ndarray:  # the evaluated model: records its input, reads nothing
+            fed.append(x.copy())  # noqa: B023 (used within this iteration)
+            return np.zeros((len(x), x.shape[3] // 4, charset.num_classes), np.float32)
+
+        texts: dict[str, dict[str, str]] = {}
+        evaluate_sets(capture, cfg, charset, cfg.Eval.dataset, loader, False, texts=texts, preprocess=spec,
+                      dynamic_width=dynamic)
+        keys = list(next(iter(texts.values())))  # in the order evaluated
+        images = [decode_image(Path(k).read_bytes(), k) for k in keys]
+        if dynamic:
+            ratios = [im.shape[1] / im.shape[0] for im in images]
+            assert ratios == sorted(ratios) and max(x.shape[3] for x in fed) > 100
+            want = [paddle_batch(images[i:i + 5]) for i in range(0, len(images), 5)]
+        else:
+            want = [np.stack([resize_norm(im, (3, 32, 100)) for im in images[i:i + 5]])
+                    for i in range(0, len(images), 5)]
+        assert len(fed) == len(want) and all(np.array_equal(a, b) for a, b in zip(fed, want, strict=True))
 
 
 @pytest.mark.xfail(strict=True, reason="docs/variable_width.md: the bundled model, trained on squeezed 100-wide "
