@@ -449,7 +449,7 @@ def test_eval_dynamic_width_feeds_paddleocr_batches(tmp_path: Path) -> None:
 
 
 @pytest.mark.xfail(strict=True, reason="docs/variable_width.md: the bundled model, trained on squeezed 100-wide "
-                   "inputs, drops the last letter of the widest crop of a batch (no right padding): it reads "
+                   "inputs, drops the last letter of these long crops with the variable width: it reads "
                    "'internationalizatio' and 'photosynthesi' (--fixed-width: 'internatonalzation', 'photosynthesis')")
 def test_dejavu_long_words_are_read_by_default(tmp_path: Path) -> None:
     """The point of variable width: long words rendered at 40 px keep their letter shapes
