@@ -121,16 +121,16 @@ def timed(run: Callable[[list[str]], Any], paths: list[str]) -> tuple[float, flo
 
 def breakdown(rec: Recognizer, paths: list[str]) -> dict[str, float]:
     """Seconds per stage of ``rec(paths)``: read + decode files, resize + normalise, model, CTC decoding."""
+    from crnn.data.preprocess import ratio_batches
     from crnn.decode import greedy_decode
     from crnn.predict import load_images
 
     t0 = time.perf_counter()
     images = load_images(paths, rec.num_threads)
     t1 = time.perf_counter()
-    order = sorted(range(len(images)), key=lambda i: images[i].shape[1] / images[i].shape[0])
     pre = model = dec = 0.0
-    for start in range(0, len(order), rec.batch_size):
-        batch = [images[i] for i in order[start : start + rec.batch_size]]
+    for idx in ratio_batches([im.shape[:2] for im in images], rec.batch_size):  # as Recognizer batches
+        batch = [images[i] for i in idx]
         a = time.perf_counter()
         x = rec.preprocess(batch)
         b = time.perf_counter()

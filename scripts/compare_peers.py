@@ -77,8 +77,10 @@ def crnn_system(checkpoint: str, threads: int) -> tuple[Callable[[list[str]], li
     """A predictor ``paths -> texts`` for a crnn checkpoint, and its description."""
     from crnn import Recognizer
 
-    rec = Recognizer.from_checkpoint(checkpoint, num_threads=threads)
-    return (lambda paths: [p.text for p in rec(paths)]), f"crnn {checkpoint} ({rec.backend})"
+    # the fixed 3x32x100 of the published numbers (docs/peers.md, crnn eval); Recognizer's default variable
+    # width reads this model's wide crops worse (docs/variable_width.md)
+    rec = Recognizer.from_checkpoint(checkpoint, num_threads=threads, dynamic_width=False)
+    return (lambda paths: [p.text for p in rec(paths)]), f"crnn {checkpoint} ({rec.backend}, fixed width)"
 
 
 def tesseract_predict(paths: list[str], threads: int) -> list[str]:

@@ -118,7 +118,8 @@ def test_real_pdparams_cli_predict_and_eval(shared: Path, tmp_path: Path) -> Non
 
     # The full pipeline from raw BGR pixels: preprocessing + model + decoding.
     decoded = json.loads((shared / "decoded.json").read_text())
-    rec = Recognizer.from_checkpoint(tmp_path / "mv3.pt", num_threads=1)
+    # the fixtures are PaddleOCR's RecResizeImg at a fixed width (its eval transform), not predict_rec's batches
+    rec = Recognizer.from_checkpoint(tmp_path / "mv3.pt", num_threads=1, dynamic_width=False)
     assert rec.spec == Preprocess(image_shape=(3, 32, 100))  # from the PaddleOCR config's Eval transforms
     for w in (100, 320):
         rec.spec = Preprocess(image_shape=(3, 32, w))  # the w320 fixtures use a wider target than the config

@@ -114,16 +114,20 @@ def test_recognizer_parity_on_real_crops(exported: tuple[Path, Path, dict]) -> N
     _same_predictions(Recognizer(ckpt, num_threads=1)(images), Recognizer(onnx_path, num_threads=1)(images))
 
 
-def test_dynamic_width_buckets(exported: tuple[Path, Path, dict]) -> None:
+def test_batch_widths(exported: tuple[Path, Path, dict], caplog: pytest.LogCaptureFixture) -> None:
     from crnn import Recognizer
 
     _, onnx_path, _ = exported
-    rec = Recognizer(onnx_path, num_threads=1, dynamic_width=True, max_width=320)
     narrow, wide, huge = (np.zeros((32, w, 3), np.uint8) for w in (40, 150, 2000))
-    assert rec.batch_width([narrow]) == 100  # never below the training width
-    assert rec.batch_width([narrow, wide]) == 160  # 150 rounded up to a multiple of 16
-    assert rec.batch_width([huge]) == 320  # capped
-    assert Recognizer(onnx_path, num_threads=1).batch_width([wide]) == 100  # default: fixed width
+    assert not Recognizer(onnx_path, num_threads=1).dynamic_width  # the default: the training width
+    rec = Recognizer(onnx_path, num_threads=1, dynamic_width=True)
+    assert rec.preprocess([narrow]).shape[3] == 100  # never below the training width
+    assert rec.preprocess([narrow, wide]).shape[3] == 150  # the widest image's int(H * w / h)
+    assert rec.preprocess([huge]).shape[3] == 800  # capped at H * MAX_WH_RATIO
+    with caplog.at_level("WARNING", logger="crnn.predict"):
+        rec.recognize_arrays([narrow, huge])
+    assert "1 of 2 images are wider than MAX_WH_RATIO = 25 (w/h): squeezed to 800 px" in caplog.text
+    assert Recognizer(onnx_path, num_threads=1, dynamic_width=False).preprocess([wide]).shape[3] == 100
 
 
 def test_int8_dynamic_and_static(exported: tuple[Path, Path, dict], tiny_set: Path) -> None:

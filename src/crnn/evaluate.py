@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -16,9 +16,9 @@ from torch.utils.data import DataLoader
 
 from crnn.charset import Charset
 from crnn.config import Config, ConfigError, DatasetConfig, LoaderConfig
-from crnn.data.datasets import RecDataset, build_sources, eval_label_check
-from crnn.data.loader import Batch, build_loader
-from crnn.data.preprocess import Preprocess
+from crnn.data.datasets import Item, RecDataset, build_sources, eval_label_check
+from crnn.data.loader import Batch, build_loader, make_collate
+from crnn.data.preprocess import Preprocess, ratio_batches
 from crnn.decoders import Decoder, build_decoder
 from crnn.metrics import RecMetric, make_normalizer
 
@@ -50,7 +50,7 @@ EvalModel = torch.nn.Module | Callable[[np.ndarray], np.ndarray]
 
 
 @torch.no_grad()
-def evaluate(model: EvalModel, loader: DataLoader[Batch], charset: Charset, metric: RecMetric,
+def evaluate(model: EvalModel, loader: DataLoader[Batch] | Iterable[Batch], charset: Charset, metric: RecMetric,
              channels_last: bool = False, misses: list[Miss] | None = None,
              decoder: Decoder | None = None, records: list[Record] | None = None,
              outputs: list[tuple[Any, list[str]]] | None = None,
@@ -183,15 +183,37 @@ def eval_datasets(dataset_cfg: DatasetConfig, normalize: Any, strict: bool, prep
             for src, _ in build_sources(dataset_cfg)]
 
 
+def variable_width_batches(ds: RecDataset, charset: Charset, batch_size: int) -> Iterator[Batch]:
+    """``ds`` as ``Recognizer`` batches it by default: PaddleOCR's predict_rec variable width.
+
+    Every image is decoded first (eval sets are small), then batched in order of aspect ratio and
+    each batch preprocessed to its own width by ``ds.preprocess.batch``. Unreadable images are
+    counted in the first batch's ``skipped``.
+    """
+    decoded = [(i, ds.image(i)) for i in range(len(ds))]
+    good = [(i, im) for i, im in decoded if im is not None]
+    collate = make_collate(charset)
+    skipped = len(decoded) - len(good)
+    for idx in ratio_batches([im.shape[:2] for _, im in good], batch_size):
+        x = ds.preprocess.batch([good[j][1] for j in idx])  # (b, C, H, batch width)
+        batch = collate([Item(x[k], ds.label(good[j][0]), ds.key(good[j][0])) for k, j in enumerate(idx)])
+        yield batch._replace(skipped=skipped)
+        skipped = 0
+    if skipped:  # nothing readable at all
+        yield collate([None] * skipped)
+
+
 def evaluate_sets(model: EvalModel, cfg: Config, charset: Charset, dataset_cfg: DatasetConfig,
                   loader_cfg: LoaderConfig, is_filter: bool,
                   misses: dict[str, list[Miss]] | None = None, decoder: Decoder | None = None,
                   records: dict[str, tuple[list[Record], RecDataset]] | None = None,
-                  texts: dict[str, dict[str, str]] | None = None, preprocess: Preprocess | None = None
-                  ) -> dict[str, Any]:
+                  texts: dict[str, dict[str, str]] | None = None, preprocess: Preprocess | None = None,
+                  dynamic_width: bool = False) -> dict[str, Any]:
     """Evaluate every set of ``dataset_cfg`` separately; add the mean over sets and the total.
 
-    Images are preprocessed by ``preprocess``, the model's spec (None: ``dataset_cfg``'s transforms).
+    Images are preprocessed by ``preprocess``, the model's spec (None: ``dataset_cfg``'s transforms),
+    at its fixed width W (the protocol of the benchmark numbers), or with ``dynamic_width`` as
+    ``Recognizer`` does by default (``variable_width_batches``, ``loader_cfg``'s batch size).
 
     Decoding is ``decoder``, by default the one ``cfg.PostProcess`` names. When ``misses`` is given,
     it receives each set's misrecognised images under the set's name; ``records`` likewise every
@@ -206,7 +228,11 @@ def evaluate_sets(model: EvalModel, cfg: Config, charset: Charset, dataset_cfg: 
         if len(ds) == 0:  # an accuracy over nothing would read as 0.00 and look like a result
             raise ValueError(f"evaluation set {ds.sources[0].name} has no usable sample "
                              f"({ds.skipped_labels} labels empty after normalisation)")
-        loader, _ = build_loader(ds, loader_cfg, charset, seed=0)
+        loader: DataLoader[Batch] | Iterable[Batch]
+        if dynamic_width:
+            loader = variable_width_batches(ds, charset, loader_cfg.batch_size_per_card)
+        else:
+            loader, _ = build_loader(ds, loader_cfg, charset, seed=0)
         unique, k = name, 2
         while unique in sets:  # the same folder named twice, or two sets with one name
             unique, k = f"{name}#{k}", k + 1

@@ -21,8 +21,7 @@ from PIL import Image
 
 from crnn.charset import Charset
 from crnn.data.images import array_to_bgr, decode_image
-from crnn.data.preprocess import Preprocess
-from crnn.data.transforms import resized_width
+from crnn.data.preprocess import MAX_WH_RATIO, Preprocess, ratio_batches
 from crnn.decode import Prediction
 from crnn.decoders import Decoder, build_decoder, frames_to_pixels
 from crnn.threads import default_threads, n_threads
@@ -117,12 +116,14 @@ class Recognizer:
         batch_size: images per forward pass.
         num_threads: inference (and image decoding) threads; default: the available cores that
             are not busy (``crnn.threads.default_threads``).
-        dynamic_width: opt-in: instead of resizing every image to the training width W (squashing
-            wider ones, as PaddleOCR's eval does; the default), keep each image's aspect ratio and pad
-            each batch (images sorted by aspect ratio) to its widest image, rounded up to a multiple
-            of 16, at least W and at most ``max_width``. Only for a model that pads (its spec's
-            ``padding``): one trained on stretched images has no aspect ratio to keep.
-        max_width: dynamic_width's cap; wider images are squashed to it.
+        dynamic_width: True: PaddleOCR's predict_rec (``Preprocess.batch``): images sorted by aspect
+            ratio, each batch as wide as its widest image, ``int(H * max w/h)``, at least the training
+            width W and at most ``int(H * MAX_WH_RATIO)`` (800 px for H = 32; wider crops are
+            squeezed to it), each image resized to height H keeping its aspect ratio and right-padded.
+            False (default): every image resized into the training width W (crops wider than W/H
+            squeezed), as the model was trained and as ``crnn eval`` measures it: crnn's models, trained
+            on 100-wide inputs, read worse at the variable width (72.5% vs 64.6% on the four eval sets
+            for the bundled model, docs/variable_width.md).
         decoder: how logits become words (``crnn.decoders.build_decoder``); default: the checkpoint
             config's ``PostProcess`` (greedy for an ``.onnx`` model or a config without one).
 
@@ -143,7 +144,7 @@ class Recognizer:
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = None, *, batch_size: int = 32,
-                 num_threads: int | None = None, dynamic_width: bool = False, max_width: int = 800,
+                 num_threads: int | None = None, dynamic_width: bool = False,
                  decoder: Decoder | None = None):
         if model is not None and not os.fspath(model):
             raise ValueError("Recognizer model path is empty: give a .pt or .onnx path, or None (the default) for "
@@ -171,11 +172,12 @@ class Recognizer:
         if dynamic_width and not self.spec.padding:
             raise ValueError(f"dynamic_width needs a model that pads its inputs; {path} stretches them "
                              "(RecResizeImg padding: false)")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
         self.path = str(path)
         self.num_threads = num_threads
         self.dynamic_width = dynamic_width
-        self.max_width = max_width
         self.decoder: Decoder = decoder or build_decoder(meta.get("postprocess"), self.charset)
         log.info("recognizer: %s back end, %s, %s", self.backend, self.path, n_threads(num_threads))
 
@@ -184,20 +186,10 @@ class Recognizer:
         """Same as ``Recognizer(path, **kwargs)``: a ``.pt`` checkpoint or an ``.onnx`` model."""
         return cls(path, **kwargs)
 
-    def batch_width(self, images: Sequence[np.ndarray]) -> int:
-        """Input width W for a batch: the training width, or its dynamic-width bucket."""
-        _, h, w = self.spec.image_shape
-        if not self.dynamic_width:
-            return w
-        need = max(resized_width(im.shape[0], im.shape[1], h, self.max_width) for im in images)
-        return max(w, min(self.max_width, -(-need // 16) * 16))
-
-    def preprocess(self, images: Sequence[np.ndarray], width: int | None = None) -> np.ndarray:
-        """BGR uint8 images -> (B, C, H, W) float32 by the model's spec, as in training and evaluation.
-
-        ``width`` overrides W (dynamic-width mode); None keeps the training width.
-        """
-        return self.spec(images, width)
+    def preprocess(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """One batch of BGR uint8 images -> (B, C, H, W) float32 by the model's spec
+        (``Preprocess.batch``): W is the batch's variable width, or the training width."""
+        return self.spec.batch(images, self.dynamic_width)
 
     def recognize_arrays(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         """Recognise already-decoded BGR images, batched in order of aspect ratio.
@@ -212,13 +204,17 @@ class Recognizer:
 
         Returns one result per image, in input order (e.g. ``greedy_decode_chars`` for per-symbol scores).
         """
-        order = sorted(range(len(images)), key=lambda i: images[i].shape[1] / images[i].shape[0])
+        if self.dynamic_width:
+            wide = sum(im.shape[1] > MAX_WH_RATIO * im.shape[0] for im in images)
+            if wide:
+                _, h, _ = self.spec.image_shape
+                log.warning("%d of %d images are wider than MAX_WH_RATIO = %g (w/h): squeezed to %d px",
+                            wide, len(images), MAX_WH_RATIO, int(h * MAX_WH_RATIO))
         out: list[T | None] = [None] * len(images)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            batch = [images[i] for i in idx]
-            width = self.batch_width(batch)
-            logits = self.run(self.preprocess(batch, width))  # (b, T, K)
+        for idx in ratio_batches([im.shape[:2] for im in images], self.batch_size):
+            x = self.preprocess([images[i] for i in idx])  # (b, C, H, width)
+            width = x.shape[3]
+            logits = self.run(x)  # (b, T, K)
             for i, res in zip(idx, decode(logits, self.charset), strict=True):
                 if isinstance(res, Prediction) and res.char_frames:  # frames -> this image's pixels
                     h, w = images[i].shape[:2]

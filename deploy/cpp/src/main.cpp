@@ -16,7 +16,7 @@
 namespace {
 
 const char* kUsage =
-    "usage: crnn_infer [--threads N] [--batch-size N] [--dynamic-width] [--max-width N]\n"
+    "usage: crnn_infer [--threads N] [--batch-size N] [--fixed-width | --dynamic-width]\n"
     "                  [--list FILE] [--format tsv|json|jsonl] [--word-score mean|min|product]\n"
     "                  [--time] MODEL [IMAGE...]\n"
     "  MODEL          an .onnx model written by `crnn export`\n"
@@ -24,8 +24,9 @@ const char* kUsage =
     "  --list FILE    also read image paths from FILE, one per line\n"
     "  --threads N    ONNX Runtime intra-op threads (default: one per core)\n"
     "  --batch-size N images per forward pass (default 32)\n"
-    "  --dynamic-width  keep each image's aspect ratio, batches padded to their widest (<= --max-width)\n"
-    "  --max-width N  --dynamic-width's cap (default 800)\n"
+    "  --fixed-width  resize every image into the model's width W (the default; crnn eval's protocol)\n"
+    "  --dynamic-width  PaddleOCR's variable width: images sorted by aspect ratio, each batch as wide as\n"
+    "                 its widest, at most H * 25 (kMaxWhRatio); an error for a model that stretches\n"
     "  --format F     tsv: path, text, confidence (default); json/jsonl: also each symbol's\n"
     "                 confidence and x range in the image's pixels (as `crnn predict --format`)\n"
     "  --word-score S word confidence from the symbols' ones: mean (default, as PaddleOCR), min, product\n"
@@ -87,10 +88,10 @@ int parse_args(int argc, char** argv, Args& args) {
       if (!int_arg(&opt.num_threads)) return usage_error("--threads needs a number >= 0");
     } else if (a == "--batch-size") {
       if (!int_arg(&opt.batch_size) || opt.batch_size < 1) return usage_error("--batch-size needs a number >= 1");
-    } else if (a == "--max-width") {
-      if (!int_arg(&opt.max_width) || opt.max_width < 1) return usage_error("--max-width needs a number >= 1");
+    } else if (a == "--fixed-width") {
+      opt.width = crnn::WidthMode::fixed;
     } else if (a == "--dynamic-width") {
-      opt.dynamic_width = true;
+      opt.width = crnn::WidthMode::variable;
     } else if (a == "--format" || a == "--word-score") {
       if (i + 1 >= argc) return usage_error(a + " needs a value");
       try {

@@ -1,5 +1,6 @@
 // Image loading (the rules of crnn.data.images), the preprocessing spec (crnn.data.preprocess) and
 // resize_norm, bit-exact with Preprocess.__call__ (numpy + cv2).
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -171,6 +172,13 @@ void parse_preprocess(const std::string& preprocess_json, const std::string& nam
   if (spec["image_shape"] != shape || spec["img_mode"] != info->img_mode)  // a hand-edited file
     throw Error(where + " says " + spec["image_shape"].dump() + " " + spec["img_mode"].dump() +
                 " but crnn.image_shape / crnn.img_mode say " + shape.dump() + " \"" + info->img_mode + "\"");
+}
+
+int batch_width(const ModelInfo& info, const std::vector<std::pair<int, int>>& sizes) {
+  if (!info.padding) return info.width;
+  double max_wh_ratio = static_cast<double>(info.width) / info.height;  // Python: image_w / image_h
+  for (const auto& [h, w] : sizes) max_wh_ratio = std::max(max_wh_ratio, w * 1.0 / h);
+  return static_cast<int>(info.height * std::min(max_wh_ratio, kMaxWhRatio));  // int() truncates
 }
 
 int content_width(const ModelInfo& info, int h, int w, int width) {

@@ -69,7 +69,7 @@ Recognizer::Recognizer(const std::string& model_path, const Options& options)
   Ort::AllocatorWithDefaultOptions meta_alloc;
   Ort::AllocatedStringPtr spec = meta.LookupCustomMetadataMapAllocated("crnn.preprocess", meta_alloc);
   if (spec) parse_preprocess(spec.get(), model_path, &impl_->info);
-  if (options.dynamic_width && !impl_->info.padding)  // as crnn.Recognizer(dynamic_width=True)
+  if (options.width == WidthMode::variable && !impl_->info.padding)  // as crnn.Recognizer(dynamic_width=True)
     throw Error("dynamic_width needs a model that pads its inputs; " + model_path +
                 " stretches them (RecResizeImg padding: false)");
   Ort::AllocatorWithDefaultOptions alloc;
@@ -116,7 +116,8 @@ std::vector<Prediction> Recognizer::recognize(const std::vector<cv::Mat>& images
   for (size_t i = 0; i < images.size(); ++i)
     if (images[i].empty() || images[i].rows == 0 || images[i].cols == 0)
       throw Error("image " + std::to_string(i) + " is empty");
-  // Python: sorted(range(n), key=w / h) -- a stable sort on the same double key.
+  // Python: crnn.data.preprocess.ratio_batches, sorted(range(n), key=w / h) -- a stable sort on the
+  // same double key (a crop's batch decides its width, so both must agree on ties).
   std::vector<size_t> order(images.size());
   std::iota(order.begin(), order.end(), 0);
   auto aspect = [&](size_t i) { return static_cast<double>(images[i].cols) / images[i].rows; };
@@ -124,15 +125,14 @@ std::vector<Prediction> Recognizer::recognize(const std::vector<cv::Mat>& images
 
   std::vector<Prediction> out(images.size());
   const size_t per_row = static_cast<size_t>(mi.channels) * mi.height;
+  const bool variable = opt.width == WidthMode::variable;
   for (size_t start = 0; start < order.size(); start += opt.batch_size) {
     size_t end = std::min(order.size(), start + static_cast<size_t>(opt.batch_size));
     int width = mi.width;
-    if (opt.dynamic_width) {  // Recognizer.batch_width: widest resized image, rounded up to 16
-      int need = 0;
-      for (size_t j = start; j < end; ++j)
-        need = std::max(need, resized_width(images[order[j]].rows, images[order[j]].cols, mi.height,
-                                            opt.max_width));
-      width = std::max(mi.width, std::min(opt.max_width, (need + 15) / 16 * 16));
+    if (variable) {  // Preprocess.batch: the batch's variable width
+      std::vector<std::pair<int, int>> sizes;
+      for (size_t j = start; j < end; ++j) sizes.emplace_back(images[order[j]].rows, images[order[j]].cols);
+      width = batch_width(mi, sizes);
     }
     const int n = static_cast<int>(end - start);
     std::vector<float> batch(per_row * width * n);

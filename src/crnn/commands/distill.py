@@ -28,7 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="more sets to report on (their targets are stored too)")
     p.add_argument("--sets-only", action="store_true", help="report on --sets alone, not the training sources")
     p.add_argument("--label-file", default="labels.tsv", help="label file name inside each --sets folder")
-    p.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime threads (default: every usable core)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="ONNX Runtime threads (default: every usable core)")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
 
 

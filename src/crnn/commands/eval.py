@@ -36,6 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="label file name inside each --sets folder (default %(default)s)")
     p.add_argument("--filter", action=argparse.BooleanOptionalAction, default=True,
                    help="36-char protocol: lower-case and keep 0-9a-z before comparing (default on)")
+    p.add_argument("--dynamic-width", action="store_true",
+                   help="PaddleOCR's variable width, as crnn predict by default: crops sorted by aspect ratio, each "
+                        "batch as wide as its widest crop (default: every crop resized into the fixed 3x32x100, "
+                        "the protocol of the published numbers); see docs/variable_width.md")
     p.add_argument("--json", help="also write the result table as JSON here")
     p.add_argument("--errors", metavar="TSV",
                    help="also write every misrecognised image (set, image, label, prediction, confidence) here")
@@ -66,9 +70,11 @@ def run(args: argparse.Namespace) -> int:
     misses: dict[str, list[Miss]] | None = {} if args.errors else None
     records: dict[str, tuple[list[Record], Any]] | None = {} if args.calibration or args.report else None
     result = evaluate_sets(model, cfg, charset, dataset_cfg, loader_cfg, is_filter=args.filter,
-                           misses=misses, decoder=decoder, records=records, preprocess=spec)
+                           misses=misses, decoder=decoder, records=records, preprocess=spec,
+                           dynamic_width=args.dynamic_width)
     result["decoder"] = dataclasses.asdict(cfg.PostProcess)
     result["checkpoint"] = path
+    result["width"] = "variable" if args.dynamic_width else "fixed"
     print(format_table(result))
     if args.json:
         write_json(result, args.json)

@@ -27,7 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="a .pt checkpoint (default: the bundled model)")
     p.add_argument("--model", help="a .pt checkpoint or an exported .onnx model (default: the bundled model, "
                    "as ONNX when onnxruntime is installed)")
-    p.add_argument("--batch-size", type=positive_int, default=32, help="images per forward pass (default %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=32,
+                   help="images per forward pass, grouped by aspect ratio (default %(default)s)")
+    p.add_argument("--dynamic-width", action="store_true",
+                   help="PaddleOCR's predict_rec variable width: each batch as wide as its widest crop, up to "
+                        "H x crnn.data.preprocess.MAX_WH_RATIO, instead of the model's training width (the "
+                        "default; the bundled model reads worse this way: docs/variable_width.md)")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="inference and decoding threads (default: the available cores that are not busy)")
     p.add_argument("--format", choices=["tsv", "json", "jsonl"], default="tsv",
@@ -119,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     from crnn.predict import Recognizer
 
     rec = Recognizer.from_checkpoint(args.model or args.checkpoint, batch_size=args.batch_size,
-                                     num_threads=args.threads)
+                                     num_threads=args.threads, dynamic_width=args.dynamic_width)
     rec.decoder = build_decoder(postprocess(getattr(rec.decoder, "cfg", None), args), rec.charset)
     records = []
     for p, pred in zip(good, rec.recognize_arrays(images), strict=True):

@@ -39,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="inference threads per worker (default: the available cores that are not busy)")
     p.add_argument("--max-batch", type=int, default=32, help="images per forward pass (default %(default)s)")
+    p.add_argument("--dynamic-width", action="store_true",
+                   help="PaddleOCR's variable width (each batch as wide as its widest image) instead of the "
+                        "model's training width (docs/variable_width.md)")
     p.add_argument("--max-wait-ms", type=finite_float, default=5.0,
                    help="how long a batch waits to fill up (default %(default)s)")
     p.add_argument("--max-images", type=int, default=64, help="images per request (default %(default)s)")
@@ -63,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     pp = {k: v for k, v in dataclasses.asdict(postprocess(None, args)).items()
           if v != getattr(PostProcessConfig(), k)}  # only what the flags changed
     serve(ServeSettings(model=args.model, host=args.host, port=args.port, workers=args.workers, threads=args.threads,
-                        max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_images=args.max_images,
+                        max_batch=args.max_batch, dynamic_width=args.dynamic_width, max_wait_ms=args.max_wait_ms,
+                        max_images=args.max_images,
                         max_request_bytes=int(args.max_request_mb * 1024 * 1024), timeout_s=args.timeout,
                         allowed_hosts=tuple(args.allowed_host), allow_cross_origin=args.allow_cross_origin,
                         postprocess=pp))

@@ -252,22 +252,46 @@ class RecDataset:
 
     def __getitem__(self, idx: int | tuple[int, int]) -> Item | None:
         index, epoch = idx if isinstance(idx, tuple) else (idx, 0)
+        got = self._image(index, epoch)
+        if got is None:
+            return None
+        img, moved = got
+        s, i = self.index[index]
+        soft = self.soft[s]
+        # the teacher saw the crop as it is: after a warp that moves the text its frames would not line up
+        return Item(self.preprocess([img])[0], self.label(index), self.key(index),
+                    None if soft is None or moved else soft[i])
+
+    def image(self, index: int, epoch: int = 0) -> np.ndarray | None:
+        """Sample ``index`` decoded (and augmented), BGR uint8 (h, w, 3), before ``preprocess``;
+        None when it cannot be decoded (logged; raises if strict)."""
+        got = self._image(index, epoch)
+        return None if got is None else got[0]
+
+    def _image(self, index: int, epoch: int) -> tuple[np.ndarray, bool] | None:
+        """``image``, and whether augmentation moved the text horizontally (``rec_aug_tracked``)."""
         s, i = self.index[index]
         src = self.sources[s]
-        key = src.key(i)
         try:
-            img = decode_image(src.image_bytes(i), key)
+            img = decode_image(src.image_bytes(i), src.key(i))
         except (OSError, ValueError, DataError) as e:
             if self.strict:
                 raise DataError(str(e)) from e
             log.warning("skipping unreadable image: %s", e)
             return None
-        moved = False
-        if self.augment is not None:
-            img, moved = self.augment(img, np.random.default_rng([self.seed, epoch, index]))
-        soft = self.soft[s]
-        # the teacher saw the crop as it is: after a warp that moves the text its frames would not line up
-        return Item(self.preprocess([img])[0], src.label(i), key, None if soft is None or moved else soft[i])
+        if self.augment is None:
+            return img, False
+        return self.augment(img, np.random.default_rng([self.seed, epoch, index]))
+
+    def label(self, index: int) -> str:
+        """The label of sample ``index``."""
+        s, i = self.index[index]
+        return self.sources[s].label(i)
+
+    def key(self, index: int) -> str:
+        """Where sample ``index`` came from."""
+        s, i = self.index[index]
+        return self.sources[s].key(i)
 
     def attach_targets(self, soft: list[np.ndarray | None], nll: list[np.ndarray | None],
                        max_nll: float | None) -> list[int]:

@@ -13,7 +13,7 @@ No torch here: the light ``crnn[onnx]`` install uses this module.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,12 @@ if TYPE_CHECKING:
     from crnn.config import Config, TransformsConfig
 
 IMG_MODES = ("BGR", "RGB")
+# Variable width (PaddleOCR's predict_rec, ``Preprocess.batch_width``): a batch is as wide as its
+# widest crop, int(H * max w/h). PaddleOCR sets no upper bound; crnn caps the ratio so that one
+# extreme crop cannot make a batch (and its memory and time) arbitrarily wide: a crop wider than
+# MAX_WH_RATIO (800 px at H = 32) is squeezed to int(H * MAX_WH_RATIO) columns, as the fixed width
+# squeezes every crop wider than W/H.
+MAX_WH_RATIO = 25.0
 
 
 @dataclass(frozen=True)
@@ -92,14 +98,55 @@ class Preprocess:
         width = width or self.image_shape[2]
         return resized_width(h, w, self.image_shape[1], width) if self.padding else width
 
+    def batch_width(self, sizes: Iterable[tuple[int, int]]) -> int:
+        """Input width of a variable-width batch of images of (h, w) ``sizes``: PaddleOCR's predict_rec.
+
+        ``int(H * max_wh_ratio)``, where max_wh_ratio is the largest w / h of the batch but at least
+        W / H (so never narrower than the fixed width) and at most ``MAX_WH_RATIO`` (crnn's cap: wider
+        crops are squeezed). Computed with PaddleOCR's float operations, so the width is its width.
+        A spec that stretches (``padding`` false) has no aspect ratio to keep: always W.
+        """
+        _, image_h, image_w = self.image_shape
+        if not self.padding:
+            return image_w
+        max_wh_ratio = image_w / image_h
+        for h, w in sizes:
+            max_wh_ratio = max(max_wh_ratio, w * 1.0 / h)
+        return int(image_h * min(max_wh_ratio, MAX_WH_RATIO))
+
+    def batch(self, images: Sequence[np.ndarray], dynamic_width: bool = True) -> np.ndarray:
+        """A batch of BGR uint8 (h, w, 3) images -> (B, C, H, batch width) float32.
+
+        ``dynamic_width``: as wide as ``batch_width`` says (PaddleOCR's predict_rec: each image keeps
+        its aspect ratio and is right-padded to the batch's width); False: the fixed W (training and
+        ``crnn eval``'s protocol: crops wider than W/H squeezed).
+        """
+        width = self.batch_width(im.shape[:2] for im in images) if dynamic_width else None
+        return self(images, width)
+
     def __call__(self, images: Sequence[np.ndarray], width: int | None = None) -> np.ndarray:
         """Decoded BGR uint8 (h, w, 3) images -> the model input (B, C, H, W) float32.
 
-        ``width`` overrides W (``Recognizer``'s dynamic width); None keeps W.
+        ``width`` overrides W (a variable-width batch: ``batch``); None keeps W.
         """
         c, h, w = self.image_shape
         return resize_norm_batch(images, (c, h, width or w), self.img_mode, self.padding,
                                  norm_lut(self.scale, self.mean, self.std))
+
+
+def ratio_batches(sizes: Sequence[tuple[int, int]], batch_size: int) -> list[list[int]]:
+    """Indices of images of (h, w) ``sizes`` in batches of ``batch_size``, in order of aspect ratio.
+
+    PaddleOCR's predict_rec order (its float64 keys w / h, ascending), so that images of similar
+    shape share a batch and a variable-width batch pads little. Ties keep input order (a stable sort,
+    as deploy/cpp's ``std::stable_sort``): PaddleOCR's ``np.argsort`` quicksort orders ties by
+    chance, and since a crop's batch decides its input width, both programs must agree on it. Callers
+    put the results back in input order.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = sorted(range(len(sizes)), key=lambda i: sizes[i][1] / float(sizes[i][0]))
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 FIELDS = tuple(f.name for f in fields(Preprocess))

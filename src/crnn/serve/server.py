@@ -39,7 +39,8 @@ def load_recognizer(settings: ServeSettings) -> Recognizer:
             from crnn.threads import default_threads
 
             threads = max(1, default_threads() // settings.workers)
-        rec = Recognizer.from_checkpoint(settings.model, batch_size=settings.max_batch, num_threads=threads)
+        rec = Recognizer.from_checkpoint(settings.model, batch_size=settings.max_batch, num_threads=threads,
+                                         dynamic_width=settings.dynamic_width)
     except ImportError as e:  # e.g. an .onnx model without onnxruntime or its back end
         raise ValueError(f"cannot load model {settings.model or default_model()}: {e}") from e
     if settings.postprocess:

@@ -23,6 +23,10 @@ class ServeSettings:
         workers: uvicorn worker processes; each loads its own copy of the model.
         threads: inference threads per worker (torch / onnxruntime intra-op threads).
         max_batch: images per forward pass of the micro-batcher.
+        dynamic_width: PaddleOCR's variable width (``Recognizer(dynamic_width=True)``) instead of the
+            model's training width (the default). With variable width a batch is as wide as its widest
+            image, so an image's input, and in rare cases its result, can depend on the images of other
+            requests batched with it.
         max_wait_ms: how long the first image of a batch may wait for more to arrive.
         max_queue: images waiting for inference before new requests get 503.
         max_images: images per request (413 beyond).
@@ -45,6 +49,7 @@ class ServeSettings:
     workers: int = 1
     threads: int | None = None
     max_batch: int = 32
+    dynamic_width: bool = False
     max_wait_ms: float = 5.0
     max_queue: int = 1024
     max_images: int = 64

@@ -50,11 +50,20 @@ struct ModelInfo {
   double scale = 1.0 / 255.0, mean = 0.5, std_dev = 0.5;  // pixel v -> (v * scale - mean) / std_dev ("std")
 };
 
+// crnn.data.preprocess.MAX_WH_RATIO: a variable-width batch is at most int(H * kMaxWhRatio) wide
+// (800 px at H = 32); a crop wider than that aspect ratio is squeezed to it.
+constexpr double kMaxWhRatio = 25.0;
+
+// How wide a batch's input is (crnn.Recognizer's dynamic_width).
+enum class WidthMode {
+  fixed,      // dynamic_width=False (default): the training width W, as the model was trained
+  variable,   // dynamic_width=True: PaddleOCR's predict_rec, batch_width(); refused for a model that stretches
+};
+
 struct Options {
   int num_threads = 0;         // ONNX Runtime intra-op threads; 0 = its default (one per core)
-  int batch_size = 32;         // images per forward pass
-  bool dynamic_width = false;  // as Recognizer(dynamic_width=True): pad batches to their widest image
-  int max_width = 800;         // dynamic_width's cap
+  int batch_size = 32;         // images per forward pass, in order of aspect ratio
+  WidthMode width = WidthMode::fixed;
   WordScore word_score = WordScore::mean;  // Prediction::confidence from the symbols' confidences
 };
 
@@ -77,6 +86,11 @@ cv::Mat load_image(const std::string& path);
 
 // Width an (h, w) image is resized to: min(image_w, ceil(image_h * w / h)) (PaddleOCR's rule).
 int resized_width(int h, int w, int image_h, int image_w);
+
+// Input width of a variable-width batch of images of (rows, cols) `sizes` (Preprocess.batch_width,
+// PaddleOCR's predict_rec): int(H * max_wh_ratio), max_wh_ratio = the largest w / h of the batch but at
+// least W / H and at most kMaxWhRatio, in double as Python; W for a model that stretches.
+int batch_width(const ModelInfo& info, const std::vector<std::pair<int, int>>& sizes);
 
 // Columns an (h, w) image fills in an input of width `width`: resized_width(h, w, H, width) if the model
 // pads, else `width` (it stretches); Preprocess.content_width.
