@@ -383,27 +383,27 @@ def record_inputs(rec: object) -> list[np.ndarray]:
 
 
 def test_recognizer_feeds_paddleocr_batches_and_keeps_input_order(tiny_set: Path) -> None:
-    """Recognizer's default: ratio-sorted batches of ``batch_size`` built as predict_rec does; the fixed
-    option feeds 3x32x100; the results come back in input order."""
+    """Recognizer's dynamic width: ratio-sorted batches of ``batch_size`` built as predict_rec does; the
+    default fixed width feeds 3x32x100; the results come back in input order."""
     pytest.importorskip("torch")
     from crnn import Recognizer
 
     ckpt = make_checkpoint(tiny_config(tiny_set, tiny_set.parent / "vw"), tiny_set.parent / "vw")
     images = crops(13, seed=3, max_ratio=12.0)
     rgb = [np.ascontiguousarray(im[:, :, ::-1]) for im in images]  # Recognizer takes arrays as RGB
-    for dynamic in (None, False):
+    for dynamic in (True, False):
         rec = Recognizer(ckpt, num_threads=1, batch_size=4, dynamic_width=dynamic)
         fed = record_inputs(rec)
         preds = rec(rgb)
         order = np.argsort([im.shape[1] / im.shape[0] for im in images])
-        want = [paddle_batch([images[i] for i in order[s:s + 4]]) if dynamic is None
+        want = [paddle_batch([images[i] for i in order[s:s + 4]]) if dynamic
                 else np.stack([resize_norm(images[i], (3, 32, 100)) for i in order[s:s + 4]])
                 for s in range(0, 13, 4)]
         assert len(fed) == len(want) == 4
         for got, w in zip(fed, want, strict=True):
             assert np.array_equal(got, w)
         alone = [rec([im])[0].text for im in rgb[:3]]  # input order: each image's own result
-        if dynamic is False:  # (with variable width a crop's result may depend on its batch's width)
+        if not dynamic:  # (with variable width a crop's result may depend on its batch's width)
             assert [p.text for p in preds[:3]] == alone
 
 
