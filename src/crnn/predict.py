@@ -24,6 +24,7 @@ from crnn.data.preprocess import Preprocess
 from crnn.data.transforms import resized_width
 from crnn.decode import Prediction
 from crnn.decoders import Decoder, build_decoder, frames_to_pixels
+from crnn.limits import MAX_BATCH_SIZE, MAX_INPUT_WIDTH, MAX_THREADS, check_range
 from crnn.threads import default_threads
 
 ImageInput = str | os.PathLike[str] | Image.Image | np.ndarray
@@ -88,7 +89,8 @@ class Recognizer:
             each batch (images sorted by aspect ratio) to its widest image, rounded up to a multiple
             of 16, at least W and at most ``max_width``. Only for a model that pads (its spec's
             ``padding``): one trained on stretched images has no aspect ratio to keep.
-        max_width: dynamic_width's cap; wider images are squashed to it.
+        max_width: dynamic_width's cap; wider images are squashed to it (at most
+            ``crnn.limits.MAX_INPUT_WIDTH``).
         decoder: how logits become words (``crnn.decoders.build_decoder``); default: the checkpoint
             config's ``PostProcess`` (greedy for an ``.onnx`` model or a config without one).
 
@@ -97,7 +99,8 @@ class Recognizer:
 
     Raises:
         FileNotFoundError: no such model.
-        ValueError: an unloadable model, or ``dynamic_width`` for a model that does not pad.
+        ValueError: an unloadable model, ``dynamic_width`` for a model that does not pad, or a size
+            outside ``crnn.limits`` (the message names the argument and the range).
 
     Example:
         >>> rec = Recognizer()  # doctest: +SKIP
@@ -108,6 +111,9 @@ class Recognizer:
     def __init__(self, model: str | os.PathLike[str] | None = None, *, batch_size: int = 32,
                  num_threads: int | None = None, dynamic_width: bool = False, max_width: int = 800,
                  decoder: Decoder | None = None):
+        check_range("batch_size", batch_size, 1, MAX_BATCH_SIZE)
+        check_range("num_threads", num_threads, 1, MAX_THREADS)
+        check_range("max_width", max_width, 1, MAX_INPUT_WIDTH)  # 100000 on 32 wide images needed 22 GB
         path = default_model() if model is None else model
         if not Path(path).exists() and not Path(f"{path}.pt").exists():
             hint = " (the bundled model is missing from this install)" if model is None else ""

@@ -27,6 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-request-mb", type=float, default=16.0, help="request body size limit (default %(default)s)")
     p.add_argument("--timeout", type=float, default=30.0,
                    help="seconds a request may wait for its results (default %(default)s)")
+    p.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a connection has to send its request headers; then it is closed "
+                        "(default %(default)s)")
+    p.add_argument("--max-connections", type=int, default=1000,
+                   help="open connections per worker; more are closed at once (default %(default)s)")
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                    help="a name clients reach the service by (Host header); repeat for more; '*' allows any "
                         "(default: localhost, 127.0.0.1, ::1 and --host)")
@@ -46,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     serve(ServeSettings(model=args.model, host=args.host, port=args.port, workers=args.workers, threads=args.threads,
                         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_images=args.max_images,
                         max_request_bytes=int(args.max_request_mb * 1024 * 1024), timeout_s=args.timeout,
+                        header_timeout_s=args.header_timeout, max_connections=args.max_connections,
                         allowed_hosts=tuple(args.allowed_host), allow_cross_origin=args.allow_cross_origin,
                         postprocess=pp))
     return 0
