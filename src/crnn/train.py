@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import random
 import signal
 import threading
@@ -135,6 +136,31 @@ def _load_weights(model: torch.nn.Module, path: str, charset: Charset, case_init
                  report.summary())
 
 
+def _load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any], path: str, name: str) -> None:
+    """``optimizer.load_state_dict(saved)``, refusing the state of another kind of optimizer.
+
+    torch swaps in the saved hyper-parameters without checking them: Adam's state loaded into
+    Momentum failed at the first step with ``KeyError: 'momentum'``.
+    """
+    groups, own = saved.get("param_groups") or [{}], optimizer.param_groups
+    need = {k for k in own[0] if k != "params"}
+    have = {k for k in groups[0] if k != "params"}
+    if len(groups) != len(own) or need - have:
+        missing = ", ".join(sorted(need - have)) or f"{len(own)} parameter groups, not {len(groups)}"
+        raise ValueError(f"Global.checkpoints {path}: its optimizer state is not that of Optimizer.name {name} "
+                         f"(it lacks {missing}); resume with the optimizer it was trained with, or start from its "
+                         "weights with Global.pretrained_model")
+    try:
+        optimizer.load_state_dict(saved)
+    except (ValueError, KeyError) as e:
+        raise ValueError(f"Global.checkpoints {path}: its optimizer state does not fit Optimizer.name {name}: "
+                         f"{e}") from None
+
+
+class DivergedError(ValueError):
+    """Training produced a non-finite loss or weights; the checkpoints on disk are from before."""
+
+
 def _sync_bn(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
     if info.device.type == "cpu":
         raise ValueError("Global.use_sync_bn: PyTorch's SyncBatchNorm runs on GPUs only")
@@ -198,7 +224,7 @@ class Trainer:
     def _resume(self, path: str) -> None:
         state = checkpoint.load(path)
         checkpoint.load_weights(self.model, state.get("train_model", state["model"]), f"Global.checkpoints {path}")
-        self.optimizer.load_state_dict(state["optimizer"])
+        _load_optimizer_state(self.optimizer, state["optimizer"], path, self.cfg.Optimizer.name)
         self.scheduler.load_state_dict(state["scheduler"])
         p = self.progress
         p.step, p.epoch, p.best = state["step"], state["epoch"], state.get("best_metric", p.best)
@@ -226,6 +252,13 @@ class Trainer:
                  "config": self.cfg.to_dict(), "charset": self.charset.to_dict(), "best_metric": p.best}
         if self.ema is not None:
             state["train_model"] = self.model.state_dict()
+        for key in ("model", "train_model"):  # never overwrite a good checkpoint with diverged weights
+            if key in state:
+                try:
+                    checkpoint.check_finite(state[key], f"{name} at step {p.step}")
+                except ValueError as e:
+                    raise DivergedError(f"training diverged by step {p.step}: {e}; the checkpoints in "
+                                        f"{self.out_dir} are from before (lower Optimizer.lr.learning_rate?)") from None
         checkpoint.save(self.out_dir / name, state)
 
     def evaluate(self) -> None:
@@ -295,14 +328,23 @@ class Trainer:
             self.ema.update(self.model)
         return logits
 
-    def _stop_requested(self, stop: StopRequest) -> bool:
-        """Whether any rank got SIGINT/SIGTERM (ranks agree, so none waits forever for the others)."""
-        flag = stop.signum is not None
+    def _stop_requested(self, stop: StopRequest, loss: float = 0.0) -> bool:
+        """Whether any rank got SIGINT/SIGTERM (ranks agree, so none waits forever for the others).
+
+        Raises:
+            DivergedError: the step's loss is not finite on some rank (an infinite learning rate, say);
+                all ranks raise together, before anything is saved.
+        """
+        flags = [float(stop.signum is not None), float(not math.isfinite(loss))]
         if self.info.world_size > 1:
-            t = torch.tensor([float(flag)], device=self.info.device)
+            t = torch.tensor(flags, device=self.info.device)
             torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-            flag = bool(t.item())
-        return flag
+            flags = t.tolist()
+        if flags[1]:
+            raise DivergedError(f"training diverged at step {self.progress.step}: the loss is {loss} (not finite); "
+                                f"nothing was saved from this step on, the checkpoints in {self.out_dir} are from "
+                                "before (lower Optimizer.lr.learning_rate?)")
+        return bool(flags[0])
 
     def fit(self) -> dict[str, Any]:
         """Run until ``Global.max_steps`` or ``Global.epoch_num``; returns the best evaluation.
@@ -333,15 +375,21 @@ class Trainer:
         while p.step < max_steps and p.epoch < g.epoch_num:
             # each rank's shard is every world_size-th sample, so skipping n/world per rank skips n in all
             self.sampler.set_epoch(p.epoch, skip=p.epoch_samples // self.info.world_size)
+            epoch_steps, skipped, resumed_mid_epoch = 0, 0, p.epoch_samples > 0
             for batch in self.loader:
+                skipped += batch.skipped
                 # counts what the sampler handed out (read or not), so a resume skips exactly these samples
                 p.epoch_samples += cfg.Train.loader.batch_size_per_card * self.info.world_size
                 if not batch.texts:
                     continue
                 logits = self.train_step(batch, amp_dtype)
                 p.step += 1
+                epoch_steps += 1
                 n_last += len(batch.texts) * self.info.world_size
-                smooth_loss.update(self.loss.item())
+                loss = self.loss.item()
+                # before anything is evaluated or saved: raises on a non-finite loss, on every rank together
+                stop_now = self._stop_requested(stop, loss)
+                smooth_loss.update(loss)
                 if g.cal_metric_during_train:
                     m = RecMetric(train_norm)
                     # the running training accuracy always decodes greedily: cheap, and only a progress signal
@@ -366,13 +414,19 @@ class Trainer:
                         self.metrics_log.plot()
                 if g.save_latest_step and p.step % g.save_latest_step == 0:
                     self.save("latest")  # bounds what kill -9 loses to save_latest_step steps
-                if self._stop_requested(stop):
+                if stop_now:
                     self.save("latest")
                     bar.close()
                     return
                 if p.step >= max_steps:
                     break
             else:
+                # every batch empty: the run wrote an iter_epoch checkpoint of untrained weights per epoch, exit 0
+                if epoch_steps == 0 and not resumed_mid_epoch:
+                    raise ValueError(f"epoch {p.epoch} gave no training step: no batch of the training set had a "
+                                     f"usable sample ({skipped} images could not be read; labels longer than "
+                                     f"Global.max_text_length {g.max_text_length} or with no known symbol are "
+                                     "dropped); check Train.dataset (data_dir, label files, ratio_list)")
                 p.epoch, p.epoch_samples = p.epoch + 1, 0
                 self.save("latest")
                 if g.save_epoch_step and p.epoch % g.save_epoch_step == 0:

@@ -167,6 +167,15 @@ def check_bounds(cfg: Config) -> None:
                         (f"{split}.dataset.transforms.image_shape width", w, 1, MAX_INPUT_WIDTH)]
     for key, value, low, high in bounded:
         check_range(key, value, low, high, ConfigError)
+    for split in ("Train", "Eval"):
+        sec = getattr(cfg, split)
+        todo = [(sec.dataset, f"{split}.dataset")] if sec is not None else []
+        while todo:  # a ratio <= 0 samples nothing: the run trained zero steps and exited 0
+            ds, where = todo.pop()
+            for i, r in enumerate(ds.ratio_list):
+                if not 0 < r <= 1e6:
+                    raise ConfigError(f"{where}.ratio_list[{i}]: must be a fraction > 0, got {shown(r)}")
+            todo += [(m, f"{where}.datasets[{i}]") for i, m in enumerate(ds.datasets)]
 
 
 def validate(cfg: Config) -> None:
