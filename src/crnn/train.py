@@ -253,9 +253,10 @@ class Trainer:
         if self.ema is not None:
             state["train_model"] = self.model.state_dict()
         for key in ("model", "train_model"):  # never overwrite a good checkpoint with diverged weights
-            if key in state:
+            weights = state.get(key)
+            if isinstance(weights, dict):
                 try:
-                    checkpoint.check_finite(state[key], f"{name} at step {p.step}")
+                    checkpoint.check_finite(weights, f"{name} at step {p.step}")
                 except ValueError as e:
                     raise DivergedError(f"training diverged by step {p.step}: {e}; the checkpoints in "
                                         f"{self.out_dir} are from before (lower Optimizer.lr.learning_rate?)") from None

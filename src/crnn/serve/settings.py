@@ -88,9 +88,9 @@ class ServeSettings:
         for name, high in (("threads", MAX_THREADS), ("workers", MAX_WORKERS), ("max_batch", MAX_BATCH_SIZE),
                            ("max_images", MAX_BATCH_SIZE), ("max_connections", 1_000_000)):
             check_range(f"serve setting {name} ({FLAGS[name]})", getattr(self, name), 1, high)
-        for name, low, high in (("timeout_s", 0.001, MAX_TIMEOUT_S), ("header_timeout_s", 0.001, MAX_TIMEOUT_S),
-                                ("max_wait_ms", 0, MAX_TIMEOUT_S * 1000)):
-            check_range(f"serve setting {name} ({FLAGS[name]})", getattr(self, name), low, high)
+        for key, low, top in (("timeout_s", 0.001, MAX_TIMEOUT_S), ("header_timeout_s", 0.001, MAX_TIMEOUT_S),
+                              ("max_wait_ms", 0.0, MAX_TIMEOUT_S * 1000)):
+            check_range(f"serve setting {key} ({FLAGS[key]})", getattr(self, key), low, top)
 
     def host_names(self) -> set[str]:
         """Host header names accepted (lower case, no port); contains ``*`` when any is."""
