@@ -31,6 +31,12 @@ const char* kUsage =
     "  --word-score S word confidence from the symbols' ones: mean (default, as PaddleOCR), min, product\n"
     "  --time         print images/s (decoding + preprocessing + inference) to stderr\n";
 
+// Upper bounds, as crnn.limits (MAX_THREADS, MAX_BATCH_SIZE, MAX_INPUT_WIDTH): --threads 100000 grew
+// memory and never answered.
+constexpr int kMaxThreads = 256;
+constexpr int kMaxBatchSize = 4096;
+constexpr int kMaxWidth = 8192;
+
 int usage_error(const std::string& msg) {
   std::fprintf(stderr, "crnn_infer: error: %s\n%s", msg.c_str(), kUsage);
   return 2;
@@ -84,11 +90,14 @@ int parse_args(int argc, char** argv, Args& args) {
       std::fputs(kUsage, stdout);
       return 0;
     } else if (a == "--threads") {
-      if (!int_arg(&opt.num_threads)) return usage_error("--threads needs a number >= 0");
+      if (!int_arg(&opt.num_threads) || opt.num_threads > kMaxThreads)
+        return usage_error("--threads needs a number from 0 to " + std::to_string(kMaxThreads));
     } else if (a == "--batch-size") {
-      if (!int_arg(&opt.batch_size) || opt.batch_size < 1) return usage_error("--batch-size needs a number >= 1");
+      if (!int_arg(&opt.batch_size) || opt.batch_size < 1 || opt.batch_size > kMaxBatchSize)
+        return usage_error("--batch-size needs a number from 1 to " + std::to_string(kMaxBatchSize));
     } else if (a == "--max-width") {
-      if (!int_arg(&opt.max_width) || opt.max_width < 1) return usage_error("--max-width needs a number >= 1");
+      if (!int_arg(&opt.max_width) || opt.max_width < 1 || opt.max_width > kMaxWidth)
+        return usage_error("--max-width needs a number from 1 to " + std::to_string(kMaxWidth));
     } else if (a == "--dynamic-width") {
       opt.dynamic_width = true;
     } else if (a == "--format" || a == "--word-score") {
