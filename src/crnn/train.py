@@ -364,14 +364,31 @@ class Trainer:
 
     def _fit(self, stop: StopRequest) -> None:
         cfg, g, p = self.cfg, self.cfg.Global, self.progress
+        max_steps = g.max_steps if g.max_steps is not None else g.epoch_num * self.steps_per_epoch
+        bar = tqdm(total=max_steps, initial=p.step, desc="train", dynamic_ncols=True, mininterval=5.0,
+                   disable=not self.info.is_main)
+        try:
+            if self._loop(stop, bar, max_steps):
+                return  # stopped by a signal; latest.pt is saved
+        finally:
+            bar.close()  # an error's one line starts a line of its own, not the bar's
+        self.save("latest")
+        if cfg.Eval is not None and p.last_eval != p.step:
+            self.evaluate()  # the final weights are always evaluated once
+            self.save("latest")
+        if self.info.is_main:
+            self.metrics_log.plot()
+        log.info("done at step %d; best %s", p.step, p.best)
+
+    def _loop(self, stop: StopRequest, bar: tqdm, max_steps: int) -> bool:
+        """The steps of ``_fit`` until ``max_steps`` or the last epoch; True when a stop request ended
+        them (after saving ``latest.pt``)."""
+        cfg, g, p = self.cfg, self.cfg.Global, self.progress
         assert cfg.Train is not None
         amp_dtype = torch.bfloat16 if g.amp_dtype == "bfloat16" else torch.float16
         smooth_loss, smooth_acc = SmoothedValue(g.log_smooth_window), SmoothedValue(g.log_smooth_window)
         train_norm = make_normalizer(False, True, self.charset.normalize)
         eval_start, eval_every = [*g.eval_batch_step, 0, 2000][:2]
-        max_steps = g.max_steps if g.max_steps is not None else g.epoch_num * self.steps_per_epoch
-        bar = tqdm(total=max_steps, initial=p.step, desc="train", dynamic_ncols=True, mininterval=5.0,
-                   disable=not self.info.is_main)
         t_last, n_last = time.perf_counter(), 0
         while p.step < max_steps and p.epoch < g.epoch_num:
             # each rank's shard is every world_size-th sample, so skipping n/world per rank skips n in all
@@ -417,8 +434,7 @@ class Trainer:
                     self.save("latest")  # bounds what kill -9 loses to save_latest_step steps
                 if stop_now:
                     self.save("latest")
-                    bar.close()
-                    return
+                    return True
                 if p.step >= max_steps:
                     break
             else:
@@ -432,14 +448,7 @@ class Trainer:
                 self.save("latest")
                 if g.save_epoch_step and p.epoch % g.save_epoch_step == 0:
                     self.save(f"iter_epoch_{p.epoch}")
-        bar.close()
-        self.save("latest")
-        if cfg.Eval is not None and p.last_eval != p.step:
-            self.evaluate()  # the final weights are always evaluated once
-            self.save("latest")
-        if self.info.is_main:
-            self.metrics_log.plot()
-        log.info("done at step %d; best %s", p.step, p.best)
+        return False
 
 
 def train(cfg: Config) -> dict[str, Any]:
