@@ -494,8 +494,8 @@ def test_training_with_zero_usable_steps(kind: str, tiny_set: Path, tmp_path: Pa
     cfg = tiny_config(tiny_set, out, epoch_num=3, save_epoch_step=1)
     cfg["Eval"] = None
     if kind == "max_text_length":
-        cfg["Global"]["max_text_length"] = 1  # every tiny word is longer
-        names = ["no training step", "max_text_length 1"]
+        cfg["Global"]["max_text_length"] = 2  # only the two "42" labels fit: fewer than a batch of 8 (drop_last)
+        names = ["no training step", "2 usable samples", "batch_size_per_card 8"]
     elif kind == "missing data_dir":
         cfg["Train"]["dataset"]["data_dir"] = str(tmp_path / "nowhere")
         names = ["no training step", "24 images could not be read"]

@@ -196,6 +196,12 @@ class Trainer:
             for _, eval_set in eval_datasets(cfg.Eval.dataset, normalize, g.strict_data):
                 if len(eval_set) == 0:
                     raise ValueError(f"evaluation set {eval_set.sources[0].name} has no usable sample")
+        if len(self.loader) == 0:  # drop_last with fewer samples than a batch: every epoch had no step, exit 0
+            loader_cfg = cfg.Train.loader
+            raise ValueError(f"the training set has {len(dataset)} usable samples (labels up to "
+                             f"Global.max_text_length {g.max_text_length} symbols), fewer than one batch of "
+                             f"Train.loader.batch_size_per_card {loader_cfg.batch_size_per_card} x {info.world_size} "
+                             f"process(es) with drop_last: {str(loader_cfg.drop_last).lower()}: no training step")
         self.steps_per_epoch = max(1, len(self.loader))
         self.optimizer = build_optimizer(
             param_groups(model, cfg.Architecture.Head.fc_decay, regularizer_l2(cfg.Optimizer)), cfg.Optimizer)
