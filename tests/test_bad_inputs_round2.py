@@ -300,12 +300,14 @@ def test_slowloris_connections_time_out_and_are_capped(good_ckpt: Path, tmp_path
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-a: ")
             socks.append(s)
         time.sleep(0.5)
-        capped = sum(_closed(s, 0.05) for s in socks)
-        assert capped >= 20, f"only {capped} of 40 closed at once with --max-connections 20"
-        time.sleep(0.5)
-        for s in socks:
+        held = [s for s in socks if not _closed(s, 0.05)]
+        assert len(held) <= 20, f"{len(held)} of 40 held with --max-connections 20"
+        assert len(held) >= 15  # the cap is not a general refusal (a few may be in the kernel's queue)
+        start = time.monotonic()
+        for s in held:
             s.sendall(b"b")  # a byte now and then does not extend the deadline
-        assert all(_closed(s, 5) for s in socks), "held past --header-timeout"
+        assert all(_closed(s, 5) for s in held), "held past --header-timeout"
+        assert time.monotonic() - start < 4
         with socket.create_connection(("127.0.0.1", port), timeout=5) as s:  # the service still answers
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             assert s.recv(100).startswith(b"HTTP/1.1 200")
