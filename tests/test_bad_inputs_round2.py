@@ -87,7 +87,8 @@ def test_stale_kernel_build_lock_is_removed(tmp_path: Path, monkeypatch: pytest.
 
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     build_dir = Path(cpp._get_build_directory(tk._load_kwargs()["name"], verbose=False))
-    (build_dir / "lock").write_text("")  # what the killed build left
+    (build_dir / "lock").write_text("")  # what the killed build left, a minute ago
+    os.utime(build_dir / "lock", (time.time() - 60, time.time() - 60))
     built: list[float] = []
     monkeypatch.setattr(tk, "_build_in_subprocess", lambda timeout: built.append(timeout))
 
@@ -124,6 +125,28 @@ def test_a_live_builder_is_waited_for_with_a_timeout(tmp_path: Path, monkeypatch
         holder.kill()
         holder.wait()
     assert "another process has been building them" in caplog.text and "using PyTorch's" in caplog.text
+
+
+def test_a_lock_held_by_a_build_without_the_flock_is_not_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A process building through torch alone (an older crnn) holds no flock: its lock stays while a
+    process works in the folder; the wait ends at the timeout with PyTorch's path."""
+    import torch.utils.cpp_extension as cpp
+
+    from crnn.models import train_kernels as tk
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setenv("CRNN_KERNEL_BUILD_TIMEOUT", "2")
+    build_dir = Path(cpp._get_build_directory(tk._load_kwargs()["name"], verbose=False))
+    (build_dir / "lock").write_text("")
+    os.utime(build_dir / "lock", (time.time() - 60, time.time() - 60))
+    compiler = subprocess.Popen(["sleep", "60"], cwd=build_dir)  # stands for ninja / c++ at work there
+    try:
+        assert within(30, tk.kernel.__wrapped__) is None
+    finally:
+        compiler.kill()
+        compiler.wait()
+    assert (build_dir / "lock").exists() and f"pid {compiler.pid}" in caplog.text
 
 
 def test_a_build_past_the_timeout_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -93,8 +93,9 @@ def _builder_lock(build_dir: Path, timeout: float) -> Iterator[None]:
 
     torch's own lock is a file that exists while a build runs (``FileBaton``): a build killed with
     ``kill -9`` leaves it, and every later ``load`` then waits for it forever, silently. An flock is
-    released by the kernel when its holder dies, so holding one while building tells a live builder
-    from a dead one: with the flock in hand, a ``lock`` file still there is stale, and is removed.
+    released by the kernel when its holder dies, so holding one while building tells a live crnn
+    builder from a dead one; with the flock in hand, a ``lock`` file still there is stale unless a
+    process is at work in the folder (``_wait_for_torch_lock``), and is then removed.
     """
     import fcntl
 
@@ -110,13 +111,49 @@ def _builder_lock(build_dir: Path, timeout: float) -> Iterator[None]:
                                            f"{timeout:.0f} s") from None
                 time.sleep(0.5)
         try:
-            stale = build_dir / "lock"
-            if stale.exists():
-                stale.unlink(missing_ok=True)
-                log.warning("removed %s, left by a kernel build that was killed", stale)
+            _wait_for_torch_lock(build_dir / "lock", deadline, timeout)
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+STALE_LOCK_AGE_S = 10.0  # a lock this old with no process building in its folder was left by a dead build
+
+
+def _builders(build_dir: Path) -> list[int]:
+    """Processes whose working folder is ``build_dir``: ninja and the compiler of a build in progress
+    (torch runs them there). Processes this user may not inspect are not seen."""
+    target, found = os.path.realpath(build_dir), []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.readlink(entry / "cwd") == target:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _wait_for_torch_lock(lock: Path, deadline: float, timeout: float) -> None:
+    """Return once torch's ``lock`` is gone, removing it when stale; raise ``KernelBuildError`` at ``deadline``.
+
+    Holding the flock excludes other crnn builders, not a process that builds through torch alone
+    (e.g. an older crnn): so a lock counts as stale only when it is ``STALE_LOCK_AGE_S`` old and no
+    process is at work in its folder.
+    """
+    while True:
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            return
+        builders = _builders(lock.parent)
+        if not builders and age > STALE_LOCK_AGE_S:
+            lock.unlink(missing_ok=True)
+            log.warning("removed %s, left by a kernel build that was killed", lock)
+            return
+        if time.monotonic() > deadline:
+            raise KernelBuildError(f"another process (pid {', '.join(map(str, builders)) or '?'}) has been building "
+                                   f"them in {lock.parent} for over {timeout:.0f} s")
+        time.sleep(0.5)
 
 
 def _needs_build(build_dir: Path, name: str) -> bool:
