@@ -508,11 +508,11 @@ def test_non_finite_weights_are_never_saved(tiny_set: Path, tmp_path: Path, monk
     out = tmp_path / "run"
     rc = main(["train", "-c", str(_tiny_yaml(tiny_set, out, max_steps=4, save_latest_step=1))])
     assert rc == 2
-    one_error(capsys, "diverged")
+    one_error(capsys, "diverged by step 2", "backbone", "latest.pt was not written")
     assert checkpoint.load(out / "latest.pt")["step"] == 1
 
 
-@pytest.mark.parametrize("kind", ["max_text_length", "missing data_dir", "ratio_list"])
+@pytest.mark.parametrize("kind", ["max_text_length", "missing data_dir", "no image in data_dir", "ratio_list"])
 def test_training_with_zero_usable_steps(kind: str, tiny_set: Path, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
@@ -523,6 +523,10 @@ def test_training_with_zero_usable_steps(kind: str, tiny_set: Path, tmp_path: Pa
         names = ["no training step", "2 usable samples", "batch_size_per_card 8"]
     elif kind == "missing data_dir":
         cfg["Train"]["dataset"]["data_dir"] = str(tmp_path / "nowhere")
+        names = ["data_dir", "nowhere not found"]
+    elif kind == "no image in data_dir":
+        (tmp_path / "empty").mkdir()
+        cfg["Train"]["dataset"]["data_dir"] = str(tmp_path / "empty")
         names = ["no training step", "24 images could not be read"]
     else:
         cfg["Train"]["dataset"]["ratio_list"] = [-1]

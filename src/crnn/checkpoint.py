@@ -163,13 +163,20 @@ def check_finite(weights: dict[str, Any], name: str | os.PathLike[str]) -> None:
     Raises:
         ValueError: the checkpoint and the tensor.
     """
+    found = first_non_finite(weights)
+    if found is not None:
+        raise ValueError(f"{name} refused: tensor {found[0]} holds {found[1]} non-finite values (NaN or inf); the "
+                         "run that wrote it diverged (train from an earlier checkpoint)")
+
+
+def first_non_finite(weights: dict[str, Any]) -> tuple[str, int] | None:
+    """(name, count of NaN and inf values) of the first floating-point tensor that has any, else None."""
     import torch
 
     for key, value in weights.items():
         if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            bad = int((~torch.isfinite(value)).sum())
-            raise ValueError(f"{name} refused: tensor {key} holds {bad} non-finite values (NaN or inf); the run "
-                             "that wrote it diverged (train from an earlier checkpoint)")
+            return key, int((~torch.isfinite(value)).sum())
+    return None
 
 
 def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], name: str | os.PathLike[str],

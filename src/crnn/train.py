@@ -260,12 +260,11 @@ class Trainer:
             state["train_model"] = self.model.state_dict()
         for key in ("model", "train_model"):  # never overwrite a good checkpoint with diverged weights
             weights = state.get(key)
-            if isinstance(weights, dict):
-                try:
-                    checkpoint.check_finite(weights, f"{name} at step {p.step}")
-                except ValueError as e:
-                    raise DivergedError(f"training diverged by step {p.step}: {e}; the checkpoints in "
-                                        f"{self.out_dir} are from before (lower Optimizer.lr.learning_rate?)") from None
+            found = checkpoint.first_non_finite(weights) if isinstance(weights, dict) else None
+            if found is not None:
+                raise DivergedError(f"training diverged by step {p.step}: tensor {found[0]} holds {found[1]} "
+                                    f"non-finite values (NaN or inf); {name}.pt was not written, the checkpoints in "
+                                    f"{self.out_dir} are from before (lower Optimizer.lr.learning_rate?)")
         checkpoint.save(self.out_dir / name, state)
 
     def evaluate(self) -> None:
