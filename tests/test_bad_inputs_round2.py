@@ -199,6 +199,16 @@ def test_serve_with_a_huge_beam_refuses_to_start(good_ckpt: Path, capsys: pytest
     one_error(capsys, "--beam-width", "1000")
 
 
+def test_export_calib_count_and_synth_workers(good_ckpt: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "--checkpoint", str(good_ckpt), "--out", str(tmp_path / "m.onnx"),
+                 "--calib-count", "0"]) == 2
+    one_error(capsys, "--calib-count", "got 0")
+    assert main(["synth", "--out", str(tmp_path / "s"), "--num", "10", "--workers", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert "error: --workers must be between 1 and 64, got 100000" in err and "Traceback" not in err
+
+
 def test_recognizer_max_width_is_bounded(good_ckpt: Path) -> None:
     with pytest.raises(ValueError, match=r"max_width must be between 1 and 8192, got 100000"):
         Recognizer(good_ckpt, dynamic_width=True, max_width=100000, num_threads=1)
@@ -214,6 +224,8 @@ def test_bench_bad_numbers(flag: str, value: str, capsys: pytest.CaptureFixture[
 
 @pytest.mark.parametrize(("argv", "names"), [
     (["--timeout", "inf"], ["--timeout", "got inf"]),
+    (["--max-request-mb", "inf"], ["--max-request-mb", "got inf"]),
+    (["--lm-weight", "inf", "--decoder", "beam"], ["--lm-weight", "got inf"]),
     (["--threads", "100000"], ["--threads", "256"]),
     (["--header-timeout", "0"], ["--header-timeout"]),
     (["--max-connections", "0"], ["--max-connections"]),

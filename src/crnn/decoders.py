@@ -43,6 +43,10 @@ class Decoder:
         check_range("PostProcess.lexicon_max_distance (--lexicon-max-distance)", cfg.lexicon_max_distance, 0,
                     MAX_LEXICON_DISTANCE, ConfigError)
         check_range("PostProcess.beam_width (--beam-width)", cfg.beam_width, 1, MAX_BEAM_WIDTH, ConfigError)
+        check_range("PostProcess.lm_order", cfg.lm_order, 1, 16, ConfigError)  # n-gram tables grow with it
+        check_range("PostProcess.lm_weight (--lm-weight)", cfg.lm_weight, -1e3, 1e3, ConfigError)  # finite
+        check_range("PostProcess.length_bonus", cfg.length_bonus, -1e3, 1e3, ConfigError)
+        check_range("PostProcess.temperature", cfg.temperature, 1e-3, 1e3, ConfigError)
         self.charset, self.cfg = charset, cfg
         self.mask = symbol_mask(charset, cfg.allow, cfg.block)  # (C,) bool, or None: every class allowed
         self.lexicon = Lexicon.from_file(cfg.lexicon, charset, cfg.lexicon_max_distance) if cfg.lexicon else None

@@ -23,8 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Export; print what was written and the verified difference."""
     from crnn.checkpoint import resolve
+    from crnn.limits import MAX_BENCH_IMAGES, check_range
 
     resolve(args.checkpoint)  # a wrong path fails now, not after torch loads
+    check_range("--calib-count", args.calib_count, 1, MAX_BENCH_IMAGES)
     if args.calib and not Path(args.calib).exists():
         raise FileNotFoundError(f"--calib {args.calib} not found")
     from crnn.export import export_onnx

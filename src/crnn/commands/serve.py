@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
     from crnn.config import PostProcessConfig
+    from crnn.limits import check_range
+
+    check_range("--max-request-mb", args.max_request_mb, 0.001, 1024.0)  # before int(): inf would overflow
     from crnn.serve.server import run as serve
     from crnn.serve.settings import ServeSettings
 
