@@ -154,6 +154,20 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     return state
 
 
+def stored_config(state: dict[str, Any], name: str | os.PathLike[str], overrides: list[str] | None = None) -> Any:
+    """The ``Config`` a checkpoint stores (with ``-o`` overrides); its errors name the checkpoint.
+
+    Raises:
+        ConfigError: ``<file>: its stored config: <what is wrong>`` (an unknown key, a bound, an alias bomb).
+    """
+    from crnn.config import ConfigError, config_from_dict
+
+    try:
+        return config_from_dict(state["config"], overrides)
+    except ConfigError as e:
+        raise ConfigError(f"{name}: its stored config: {e}") from None
+
+
 def check_finite(weights: dict[str, Any], name: str | os.PathLike[str]) -> None:
     """Refuse weights holding NaN or infinity, naming the first such tensor.
 
