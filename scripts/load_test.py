@@ -11,6 +11,13 @@ from ../shared/data/eval per request (multipart), for a bounded number of reques
 Prints throughput, p50/p99 latency, errors (must be 0: exit code 1 otherwise) and, when both
 configurations ran, the speed-up of dynamic batching over batch size 1.
 
+``--slowloris N`` opens N connections that send partial headers and a byte per second, for
+``--slowloris-seconds`` and ``--slowloris-rounds`` rounds, against its own server (started with
+``--header-timeout`` and ``--max-connections``) or ``--url``; it reports how many the server still holds
+each second, whether normal requests are answered meanwhile, and the server's RSS.
+
+    python scripts/load_test.py --slowloris 5000 --slowloris-seconds 30 --slowloris-rounds 3
+
 ``--soak N`` instead starts one server and measures its memory (RSS from /proc) before and after
 N rounds of hostile requests from 4 clients at once (64 blank 2828x2828 PNGs in one request, a
 30000x30000 PNG bomb, requests at the pixel limit), then a normal load: every hostile request must get
@@ -20,6 +27,7 @@ its 413 or 503, normal requests no error, and RSS must come back within ``--max-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import ipaddress
 import json
@@ -158,12 +166,13 @@ def measure(host: str, port: int, crops: list[tuple[str, bytes]], clients: int, 
     return result
 
 
-def start_server(model: str, max_batch: int, max_wait_ms: float, threads: int, log: Path) -> tuple:
+def start_server(model: str, max_batch: int, max_wait_ms: float, threads: int, log: Path,
+                 extra: tuple[str, ...] = ()) -> tuple:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "crnn", "serve", "--model", model, "--host", "127.0.0.1", "--port", str(port),
-           "--threads", str(threads), "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms)]
+           "--threads", str(threads), "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms), *extra]
     proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT,
                             env={**os.environ, "OMP_NUM_THREADS": str(threads)})
     for _ in range(600):
@@ -264,6 +273,89 @@ def soak(model: str, crops: list[tuple[str, bytes]], rounds: int, clients: int, 
     return result
 
 
+def _open_partial(host: str, port: int) -> socket.socket | None:
+    """A connection that sent the start of a request and never its end (a slowloris client)."""
+    try:
+        s = socket.create_connection((host, port), timeout=2)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-slow: ")
+        s.setblocking(False)
+        return s
+    except OSError:
+        return None
+
+
+def _still_open(s: socket.socket) -> bool:
+    """Whether the server still holds ``s`` open (it has neither closed nor reset it)."""
+    try:
+        return s.recv(1024) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
+def _probe(host: str, port: int) -> float | None:
+    """Seconds a normal ``GET /healthz`` takes, or None when it is not answered within 5 s."""
+    t0 = time.perf_counter()
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=5)
+        conn.request("GET", "/healthz")
+        ok = conn.getresponse().status == 200
+        conn.close()
+    except OSError:
+        return None
+    return time.perf_counter() - t0 if ok else None
+
+
+def slowloris(host: str, port: int, pid: int | None, connections: int, seconds: float, rounds: int,
+              grace: float) -> dict:
+    """``rounds`` attacks of ``connections`` partial-header connections, each trickling a byte per second
+    for ``seconds``; reports the connections the server still held each second, whether a normal
+    request was answered each second (all must be once ``grace`` seconds, the header timeout, have
+    passed; before, a full connection cap refuses them too), and the server's RSS (when it is our child)
+    before, at its peak and after."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, connections + 64)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    connections = min(connections, want - 64)
+    before = rss_mb(pid)[0] if pid else None
+    per_round = []
+    for r in range(rounds):
+        socks = [s for s in (_open_partial(host, port) for _ in range(connections)) if s is not None]
+        held_by_second, probes = [], []
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < seconds:
+            alive = [s for s in socks if _still_open(s)]
+            for s in alive:
+                with contextlib.suppress(OSError):
+                    s.send(b"a")  # a byte now and then: what kept uvicorn's connections open
+            held_by_second.append(len(alive))
+            probes.append((time.monotonic() - t0, _probe(host, port)))
+            time.sleep(1.0)
+        held_end = sum(_still_open(s) for s in socks)
+        for s in socks:
+            s.close()
+        answered = [p for _, p in probes if p is not None]
+        late = [p for t, p in probes if t >= grace]
+        per_round.append({"opened": len(socks), "held_max": max(held_by_second, default=0), "held_end": held_end,
+                          "held_by_second": held_by_second, "probes_answered": len(answered),
+                          "probes": len(probes), "late_probes": len(late),
+                          "late_probes_answered": sum(p is not None for p in late),
+                          "probe_max_ms": 1000 * max(answered, default=float("nan"))})
+        x = per_round[-1]
+        print(f"round {r + 1}: opened {len(socks)}; held at most {x['held_max']}, {held_end} after {seconds:g} s; "
+              f"normal requests answered {len(answered)}/{len(probes)}, {x['late_probes_answered']}/{len(late)} "
+              f"after {grace:g} s (slowest {x['probe_max_ms']:.0f} ms)")
+    after, peak = rss_mb(pid) if pid else (None, None)
+    if pid:
+        print(f"server RSS: before {before:.0f} MB, after {after:.0f} MB, peak {peak:.0f} MB")
+    return {"connections": connections, "seconds": seconds, "rounds": per_round, "rss_before_mb": before,
+            "rss_after_mb": after, "rss_peak_mb": peak}
+
+
 def report(name: str, r: dict) -> None:
     print(f"{name:<24} {r['requests']:>6} req {r['errors']:>3} err {r['throughput']:>8.1f} req/s "
           f"p50 {r['p50_ms']:>7.1f} ms  p99 {r['p99_ms']:>7.1f} ms  mean batch {r.get('mean_batch', float('nan')):.1f}")
@@ -287,7 +379,41 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--soak", type=int, metavar="ROUNDS", help="memory soak test: hostile rounds per client, then "
                     "--requests normal requests (starts its own server)")
     ap.add_argument("--max-rss-growth-mb", type=float, default=200.0, help="soak: allowed RSS growth")
+    ap.add_argument("--slowloris", type=int, metavar="N", help="slowloris test: N connections that send partial "
+                    "headers and a byte per second (1..20000); fails if any is still held at the end or normal "
+                    "requests go unanswered")
+    ap.add_argument("--slowloris-seconds", type=float, default=30.0, help="slowloris: seconds per round (<= 600)")
+    ap.add_argument("--slowloris-rounds", type=int, default=1, help="slowloris: rounds, RSS after all (soak; <= 20)")
+    ap.add_argument("--header-timeout", type=float, default=10.0, help="slowloris: the server's --header-timeout")
+    ap.add_argument("--max-connections", type=int, default=1000, help="slowloris: the server's --max-connections")
     args = ap.parse_args(argv)
+    if args.slowloris:
+        if not (1 <= args.slowloris <= 20000 and 0 < args.slowloris_seconds <= 600
+                and 1 <= args.slowloris_rounds <= 20):
+            sys.exit("error: --slowloris takes 1..20000 connections, --slowloris-seconds 0..600, "
+                     "--slowloris-rounds 1..20")
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.url:
+                host, port = check_loopback(args.url)
+                r = slowloris(host, port, None, args.slowloris, args.slowloris_seconds, args.slowloris_rounds,
+                              args.header_timeout + 2)
+            else:
+                model = args.model or untrained_model(Path(tmp))
+                proc, port = start_server(model, args.max_batch, args.max_wait_ms, args.threads,
+                                          Path(tmp) / "server.log",
+                                          ("--header-timeout", str(args.header_timeout),
+                                           "--max-connections", str(args.max_connections)))
+                try:
+                    r = slowloris("127.0.0.1", port, proc.pid, args.slowloris, args.slowloris_seconds,
+                                  args.slowloris_rounds, args.header_timeout + 2)
+                finally:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(30)
+        if args.json:
+            args.json.write_text(json.dumps(r, indent=2))
+        failed = any(x["held_end"] or x["late_probes_answered"] < x["late_probes"] for x in r["rounds"])
+        print(f"slowloris: {'FAILED' if failed else 'ok'}")
+        return 1 if failed else 0
 
     crops = load_crops(args.data, args.crops, seed=0)
     print(f"{len(crops)} crops from {args.data}; {args.clients} clients; {args.requests} requests "

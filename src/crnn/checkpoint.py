@@ -109,12 +109,36 @@ def save(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        if _disk_full(e, path.parent):
             raise OSError(errno.ENOSPC, f"cannot save checkpoint {path}: no space left on device") from e
-        if isinstance(e, RuntimeError) and "No space left" in str(e):  # torch's zip writer wraps the OSError
-            raise OSError(errno.ENOSPC, f"cannot save checkpoint {path}: no space left on device") from e
+        if isinstance(e, RuntimeError):  # torch's zip writer: "[enforce fail at inline_container.cc:...]"
+            raise OSError(f"cannot save checkpoint {path}: {_first_line(e)}") from e
         raise
     return path
+
+
+def _disk_full(e: BaseException, folder: Path) -> bool:
+    """Whether a failed write was a full disk.
+
+    torch's zip writer turns the ``OSError(ENOSPC)`` of a write into ``RuntimeError: [enforce fail at
+    inline_container.cc:672] . unexpected pos ...``, keeping the OSError only as the exception's
+    context (or losing it, when it writes through its own stream): so the chain is searched, and
+    for a bare writer error the free space is looked at.
+    """
+    seen: BaseException | None = e
+    for _ in range(8):
+        if seen is None:
+            break
+        if (isinstance(seen, OSError) and seen.errno == errno.ENOSPC) or "No space left" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(e, RuntimeError) and "inline_container" in str(e):
+        try:
+            st = os.statvfs(folder)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize < 1 << 20  # under 1 MiB left
+    return False
 
 
 def remove_orphans(folder: str | os.PathLike[str]) -> list[Path]:
@@ -156,7 +180,49 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"{p} is not a readable crnn checkpoint: {_first_line(e)}") from e
     if not isinstance(state, dict) or "model" not in state or "config" not in state or "charset" not in state:
         raise ValueError(f"{p} is not a crnn checkpoint (needs model, config and charset entries)")
+    for key in ("model", "train_model"):
+        if isinstance(state.get(key), dict):
+            check_finite(state[key], p)
     return state
+
+
+def stored_config(state: dict[str, Any], name: str | os.PathLike[str], overrides: list[str] | None = None) -> Any:
+    """The ``Config`` a checkpoint stores (with ``-o`` overrides); its errors name the checkpoint.
+
+    Raises:
+        ConfigError: ``<file>: its stored config: <what is wrong>`` (an unknown key, a bound, an alias bomb).
+    """
+    from crnn.config import ConfigError, config_from_dict
+
+    try:
+        return config_from_dict(state["config"], overrides)
+    except ConfigError as e:
+        raise ConfigError(f"{name}: its stored config: {e}") from None
+
+
+def check_finite(weights: dict[str, Any], name: str | os.PathLike[str]) -> None:
+    """Refuse weights holding NaN or infinity, naming the first such tensor.
+
+    Such a model predicts "" for every image, and its export "verified" (NaN differences pass a
+    tolerance test); a training run that diverged is the usual source.
+
+    Raises:
+        ValueError: the checkpoint and the tensor.
+    """
+    found = first_non_finite(weights)
+    if found is not None:
+        raise ValueError(f"{name} refused: tensor {found[0]} holds {found[1]} non-finite values (NaN or inf); the "
+                         "run that wrote it diverged (train from an earlier checkpoint)")
+
+
+def first_non_finite(weights: dict[str, Any]) -> tuple[str, int] | None:
+    """(name, count of NaN and inf values) of the first floating-point tensor that has any, else None."""
+    import torch
+
+    for key, value in weights.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return key, int((~torch.isfinite(value)).sum())
+    return None
 
 
 def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], name: str | os.PathLike[str],

@@ -21,6 +21,7 @@ from crnn.charset import Charset
 from crnn.config import ConfigError, PostProcessConfig
 from crnn.ctc import align, ctc_log_prob, log_softmax, prefix_beam_search
 from crnn.decode import WORD_SCORES, Prediction, greedy_from_probs, softmax, word_score
+from crnn.limits import MAX_BEAM_WIDTH, MAX_LEXICON_DISTANCE, check_range
 from crnn.registry import Entry, lookup
 
 
@@ -40,6 +41,14 @@ class Decoder:
             raise ConfigError(f"PostProcess.word_score: {cfg.word_score!r} is not one of {', '.join(WORD_SCORES)}")
         if not cfg.temperature > 0:
             raise ConfigError(f"PostProcess.temperature must be > 0, got {cfg.temperature}")
+        # every decoder checks the sizes (a flag of the wrong verb must not hang another one later)
+        check_range("PostProcess.lexicon_max_distance (--lexicon-max-distance)", cfg.lexicon_max_distance, 0,
+                    MAX_LEXICON_DISTANCE, ConfigError)
+        check_range("PostProcess.beam_width (--beam-width)", cfg.beam_width, 1, MAX_BEAM_WIDTH, ConfigError)
+        check_range("PostProcess.lm_order", cfg.lm_order, 1, 16, ConfigError)  # n-gram tables grow with it
+        check_range("PostProcess.lm_weight (--lm-weight)", cfg.lm_weight, -1e3, 1e3, ConfigError)  # finite
+        check_range("PostProcess.length_bonus", cfg.length_bonus, -1e3, 1e3, ConfigError)
+        check_range("PostProcess.temperature", cfg.temperature, 1e-3, 1e3, ConfigError)
         self.charset, self.cfg = charset, cfg
         self.mask = symbol_mask(charset, cfg.allow, cfg.block)  # (C,) bool, or None: every class allowed
         self.lexicon = Lexicon.from_file(cfg.lexicon, charset, cfg.lexicon_max_distance) if cfg.lexicon else None
@@ -97,11 +106,6 @@ class BeamDecoder(Decoder):
 
     def __init__(self, charset: Charset, cfg: PostProcessConfig):
         super().__init__(charset, cfg)
-        if cfg.beam_width < 1:
-            raise ConfigError(f"PostProcess.beam_width must be >= 1, got {cfg.beam_width}")
-        for key in ("lm_weight", "length_bonus"):  # nan or inf would rank the beams arbitrarily
-            if not math.isfinite(getattr(cfg, key)):
-                raise ConfigError(f"PostProcess.{key} must be a finite number, got {getattr(cfg, key)}")
         self.lm = None
         if cfg.lm:
             from crnn.lm import CharNgram

@@ -119,7 +119,7 @@ def load_eval_model(model: str | None, config: str | None, overrides: list[str],
     itself (its checkpoint's config or its ONNX metadata), as in ``Recognizer``.
     """
     from crnn import checkpoint
-    from crnn.config import config_from_dict, load_config
+    from crnn.config import load_config
     from crnn.predict import DEFAULT_MODEL, default_model
     from crnn.threads import default_threads, n_threads
 
@@ -127,7 +127,8 @@ def load_eval_model(model: str | None, config: str | None, overrides: list[str],
     cfg = load_config(config, overrides) if config else None
     path = str(named or (cfg.Global.checkpoints if cfg else None) or default_model())
     if cfg is None:
-        cfg = config_from_dict(checkpoint.load(DEFAULT_MODEL if path.endswith(".onnx") else path)["config"], overrides)
+        source = DEFAULT_MODEL if path.endswith(".onnx") else path
+        cfg = checkpoint.stored_config(checkpoint.load(source), source, overrides)
     threads = threads or cfg.Global.num_threads or default_threads()
     if path.endswith(".onnx"):
         from crnn.onnx_backend import onnx_runner

@@ -74,6 +74,11 @@ def _to_onnx(model: torch.nn.Module, image_shape: list[int], out: Path, fold: bo
         )
 
 
+class VerificationError(RuntimeError, ValueError):
+    """The exported model does not compute what the checkpoint does (a RuntimeError as before; also a
+    ValueError, so ``crnn export`` reports it in one line)."""
+
+
 def verify(onnx_path: str | os.PathLike[str], model: torch.nn.Module, image_shape: list[int],
            atol: float = ATOL, batches: tuple[int, ...] = VERIFY_BATCHES,
            widths: tuple[int, ...] = VERIFY_WIDTHS, seed: int = 0) -> float:
@@ -83,7 +88,8 @@ def verify(onnx_path: str | os.PathLike[str], model: torch.nn.Module, image_shap
         the largest |Δlogit| seen.
 
     Raises:
-        RuntimeError: shapes differ or |Δlogit| > ``atol`` (the message names the case).
+        VerificationError: shapes differ, an output is not finite, or |Δlogit| > ``atol`` (the message
+            names the case).
     """
     run, _ = ob.onnx_runner(onnx_path, num_threads=1)
     rng = np.random.default_rng(seed)
@@ -96,11 +102,16 @@ def verify(onnx_path: str | os.PathLike[str], model: torch.nn.Module, image_shap
                 ref = model(torch.from_numpy(x)).numpy()
             got = run(x)
             if got.shape != ref.shape:
-                raise RuntimeError(f"{onnx_path}: output shape {got.shape} != torch {ref.shape} for input {x.shape}")
+                raise VerificationError(f"{onnx_path}: output shape {got.shape} != torch {ref.shape} for input "
+                                        f"{x.shape}")
+            for who, out in (("ONNX", got), ("PyTorch", ref)):
+                if not np.isfinite(out).all():  # NaN - NaN is NaN, and NaN > atol is False: it "verified"
+                    raise VerificationError(f"{onnx_path}: the {who} model's logits are not finite (NaN or inf) "
+                                            f"for input {x.shape}; the export is not usable")
             diff = float(np.abs(got - ref).max())
             worst = max(worst, diff)
-            if diff > atol:
-                raise RuntimeError(f"{onnx_path}: max |Δlogit| {diff:.2e} > {atol:.0e} for input {x.shape}")
+            if not diff <= atol:
+                raise VerificationError(f"{onnx_path}: max |Δlogit| {diff:.2e} > {atol:.0e} for input {x.shape}")
     return worst
 
 

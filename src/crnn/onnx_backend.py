@@ -20,6 +20,7 @@ import numpy as np
 from crnn.charset import Charset
 from crnn.config import PostProcessConfig
 from crnn.data.preprocess import Preprocess
+from crnn.limits import shown
 
 # metadata_props keys written by crnn.export (all values are strings; JSON where structured)
 META_FORMAT = "crnn.format_version"
@@ -69,6 +70,26 @@ def preprocess_from_metadata(props: dict[str, str], name: str) -> Preprocess:
     return spec
 
 
+def charset_repeats(charset: Charset) -> list[str]:
+    """Symbols that appear more than once, except the one extra space PaddleOCR's own dictionaries give
+    (``en_dict.txt`` holds a space and ``use_space_char`` appends another; both classes are trained)."""
+    seen: dict[str, int] = {}
+    for c in charset.chars:
+        seen[c] = seen.get(c, 0) + 1
+    return [c for c, n in seen.items() if n > (2 if c == " " else 1)]
+
+
+def check_classes(charset: Charset, classes: Any, name: str) -> None:
+    """Refuse a model whose output classes are not its charset's symbols + the blank.
+
+    A shorter charset made decoding fail with an IndexError; a longer one was accepted and would
+    never read its extra symbols (deploy/cpp refuses both the same way).
+    """
+    if isinstance(classes, int) and classes != charset.num_classes:
+        raise ValueError(f"{name}: model has {classes} classes but its charset ({META_CHARSET}) has {len(charset)} "
+                         "symbols (+1 blank)")
+
+
 def parse_metadata(props: dict[str, str], name: str) -> dict[str, Any]:
     """Recognizer metadata from an ONNX model's ``metadata_props``.
 
@@ -93,6 +114,10 @@ def parse_metadata(props: dict[str, str], name: str) -> dict[str, Any]:
         charset = Charset.from_dict(json.loads(props[META_CHARSET]))
     except (ValueError, TypeError, KeyError, AssertionError) as e:
         raise ValueError(f"{name}: malformed crnn metadata ({META_CHARSET}): {e}") from e
+    repeated = charset_repeats(charset)
+    if repeated:
+        raise ValueError(f"{name}: {META_CHARSET} repeats {shown(''.join(repeated))}: a repeated symbol can never be "
+                         "read from its other classes (a hand-edited or foreign file?)")
     spec = preprocess_from_metadata(props, name)
     postprocess = None
     if META_TEMPERATURE in props:
@@ -144,6 +169,7 @@ def onnx_runner(path: str | os.PathLike[str], num_threads: int | None = None
     except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
         raise ValueError(f"{p} is not a loadable ONNX model: {str(e).strip().splitlines()[0]}") from e
     meta = parse_metadata(dict(sess.get_modelmeta().custom_metadata_map), str(p))
+    check_classes(meta["charset"], sess.get_outputs()[0].shape[-1], str(p))  # a symbolic dim is a str: checked per run
     input_name = sess.get_inputs()[0].name
     output_name = sess.get_outputs()[0].name
     c, h, _ = meta["preprocess"].image_shape
@@ -151,7 +177,9 @@ def onnx_runner(path: str | os.PathLike[str], num_threads: int | None = None
     def run(batch: np.ndarray) -> np.ndarray:
         if batch.ndim != 4 or batch.shape[1] != c or batch.shape[2] != h:
             raise ValueError(f"{p.name} expects (B, {c}, {h}, W) input, got {batch.shape}")
-        return sess.run([output_name], {input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        logits = sess.run([output_name], {input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        check_classes(meta["charset"], int(logits.shape[-1]), str(p))
+        return logits
 
     meta["path"] = str(p)
     return run, meta

@@ -24,6 +24,7 @@ from crnn.data.images import array_to_bgr, decode_image
 from crnn.data.preprocess import MAX_WH_RATIO, Preprocess, ratio_batches
 from crnn.decode import Prediction
 from crnn.decoders import Decoder, build_decoder, frames_to_pixels
+from crnn.limits import MAX_BATCH_SIZE, MAX_THREADS, check_range
 from crnn.threads import default_threads, n_threads
 
 ImageInput = str | os.PathLike[str] | bytes | Image.Image | np.ndarray
@@ -132,8 +133,8 @@ class Recognizer:
 
     Raises:
         FileNotFoundError: no such model.
-        ValueError: an empty path, a batch size or thread count below 1, an unloadable model, or
-            ``dynamic_width`` for a model that does not pad.
+        ValueError: an empty path, an unloadable model, ``dynamic_width`` for a model that does not pad,
+            or a batch size or thread count outside ``crnn.limits`` (the message names it and the range).
 
     Example:
         >>> rec = Recognizer()  # doctest: +SKIP
@@ -152,6 +153,8 @@ class Recognizer:
         _at_least("batch_size", batch_size, 1)
         if num_threads is not None:
             _at_least("num_threads", num_threads, 1)
+        check_range("batch_size", batch_size, 1, MAX_BATCH_SIZE)
+        check_range("num_threads", num_threads, 1, MAX_THREADS)
         path = default_model() if model is None else model
         if not Path(path).exists() and not Path(f"{path}.pt").exists():
             hint = " (the bundled model is missing from this install)" if model is None else ""

@@ -11,7 +11,6 @@ import torch
 
 from crnn import checkpoint
 from crnn.charset import Charset
-from crnn.config import config_from_dict
 from crnn.data.preprocess import Preprocess
 from crnn.models import CRNN, build_model
 
@@ -19,7 +18,7 @@ from crnn.models import CRNN, build_model
 def load_model(path: str | os.PathLike[str]) -> tuple[CRNN, Charset, Any]:
     """Model (eval mode, float32), charset and config of a checkpoint."""
     state = checkpoint.load(path)
-    cfg = config_from_dict(state["config"])
+    cfg = checkpoint.stored_config(state, path)
     charset = Charset.from_dict(state["charset"])
     model = build_model(cfg.Architecture, charset.num_classes)
     weights = {k: v.float() if v.is_floating_point() else v for k, v in state["model"].items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import random
 import signal
 import threading
@@ -147,6 +148,31 @@ def output_frames(model: torch.nn.Module, spec: Preprocess) -> int:
     return t
 
 
+def _load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any], path: str, name: str) -> None:
+    """``optimizer.load_state_dict(saved)``, refusing the state of another kind of optimizer.
+
+    torch swaps in the saved hyper-parameters without checking them: Adam's state loaded into
+    Momentum failed at the first step with ``KeyError: 'momentum'``.
+    """
+    groups, own = saved.get("param_groups") or [{}], optimizer.param_groups
+    need = {k for k in own[0] if k != "params"}
+    have = {k for k in groups[0] if k != "params"}
+    if len(groups) != len(own) or need - have:
+        missing = ", ".join(sorted(need - have)) or f"{len(own)} parameter groups, not {len(groups)}"
+        raise ValueError(f"Global.checkpoints {path}: its optimizer state is not that of Optimizer.name {name} "
+                         f"(it lacks {missing}); resume with the optimizer it was trained with, or start from its "
+                         "weights with Global.pretrained_model")
+    try:
+        optimizer.load_state_dict(saved)
+    except (ValueError, KeyError) as e:
+        raise ValueError(f"Global.checkpoints {path}: its optimizer state does not fit Optimizer.name {name}: "
+                         f"{e}") from None
+
+
+class DivergedError(ValueError):
+    """Training produced a non-finite loss or weights; the checkpoints on disk are from before."""
+
+
 def _sync_bn(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
     if info.device.type == "cpu":
         raise ValueError("Global.use_sync_bn: PyTorch's SyncBatchNorm runs on GPUs only")
@@ -186,6 +212,12 @@ class Trainer:
             for _, eval_set in eval_datasets(cfg.Eval.dataset, normalize, g.strict_data):
                 if len(eval_set) == 0:
                     raise ValueError(f"evaluation set {eval_set.sources[0].name} has no usable sample")
+        if len(self.loader) == 0:  # drop_last with fewer samples than a batch: every epoch had no step, exit 0
+            loader_cfg = cfg.Train.loader
+            raise ValueError(f"the training set has {len(dataset)} usable samples (labels up to "
+                             f"Global.max_text_length {g.max_text_length} symbols), fewer than one batch of "
+                             f"Train.loader.batch_size_per_card {loader_cfg.batch_size_per_card} x {info.world_size} "
+                             f"process(es) with drop_last: {str(loader_cfg.drop_last).lower()}: no training step")
         self.steps_per_epoch = max(1, len(self.loader))
         self.optimizer = build_optimizer(
             param_groups(model, cfg.Architecture.Head.fc_decay, regularizer_l2(cfg.Optimizer)), cfg.Optimizer)
@@ -214,7 +246,7 @@ class Trainer:
     def _resume(self, path: str) -> None:
         state = checkpoint.load(path)
         checkpoint.load_weights(self.model, state.get("train_model", state["model"]), f"Global.checkpoints {path}")
-        self.optimizer.load_state_dict(state["optimizer"])
+        _load_optimizer_state(self.optimizer, state["optimizer"], path, self.cfg.Optimizer.name)
         self.scheduler.load_state_dict(state["scheduler"])
         p = self.progress
         p.step, p.epoch, p.best = state["step"], state["epoch"], state.get("best_metric", p.best)
@@ -242,6 +274,13 @@ class Trainer:
                  "config": self.cfg.to_dict(), "charset": self.charset.to_dict(), "best_metric": p.best}
         if self.ema is not None:
             state["train_model"] = self.model.state_dict()
+        for key in ("model", "train_model"):  # never overwrite a good checkpoint with diverged weights
+            weights = state.get(key)
+            found = checkpoint.first_non_finite(weights) if isinstance(weights, dict) else None
+            if found is not None:
+                raise DivergedError(f"training diverged by step {p.step}: tensor {found[0]} holds {found[1]} "
+                                    f"non-finite values (NaN or inf); {name}.pt was not written, the checkpoints in "
+                                    f"{self.out_dir} are from before (lower Optimizer.lr.learning_rate?)")
         checkpoint.save(self.out_dir / name, state)
 
     def evaluate(self) -> None:
@@ -317,14 +356,23 @@ class Trainer:
             self.ema.update(self.model)
         return logits
 
-    def _stop_requested(self, stop: StopRequest) -> bool:
-        """Whether any rank got SIGINT/SIGTERM (ranks agree, so none waits forever for the others)."""
-        flag = stop.signum is not None
+    def _stop_requested(self, stop: StopRequest, loss: float = 0.0) -> bool:
+        """Whether any rank got SIGINT/SIGTERM (ranks agree, so none waits forever for the others).
+
+        Raises:
+            DivergedError: the step's loss is not finite on some rank (an infinite learning rate, say);
+                all ranks raise together, before anything is saved.
+        """
+        flags = [float(stop.signum is not None), float(not math.isfinite(loss))]
         if self.info.world_size > 1:
-            t = torch.tensor([float(flag)], device=self.info.device)
+            t = torch.tensor(flags, device=self.info.device)
             torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-            flag = bool(t.item())
-        return flag
+            flags = t.tolist()
+        if flags[1]:
+            raise DivergedError(f"training diverged at step {self.progress.step}: the loss is {loss} (not finite); "
+                                f"nothing was saved from this step on, the checkpoints in {self.out_dir} are from "
+                                "before (lower Optimizer.lr.learning_rate?)")
+        return bool(flags[0])
 
     def fit(self) -> dict[str, Any]:
         """Run until ``Global.max_steps`` or ``Global.epoch_num``; returns the best evaluation.
@@ -343,28 +391,51 @@ class Trainer:
 
     def _fit(self, stop: StopRequest) -> None:
         cfg, g, p = self.cfg, self.cfg.Global, self.progress
+        max_steps = g.max_steps if g.max_steps is not None else g.epoch_num * self.steps_per_epoch
+        bar = tqdm(total=max_steps, initial=p.step, desc="train", dynamic_ncols=True, mininterval=5.0,
+                   disable=not self.info.is_main)
+        try:
+            if self._loop(stop, bar, max_steps):
+                return  # stopped by a signal; latest.pt is saved
+        finally:
+            bar.close()  # an error's one line starts a line of its own, not the bar's
+        self.save("latest")
+        if cfg.Eval is not None and p.last_eval != p.step:
+            self.evaluate()  # the final weights are always evaluated once
+            self.save("latest")
+        if self.info.is_main:
+            self.metrics_log.plot()
+        log.info("done at step %d; best %s", p.step, p.best)
+
+    def _loop(self, stop: StopRequest, bar: tqdm, max_steps: int) -> bool:
+        """The steps of ``_fit`` until ``max_steps`` or the last epoch; True when a stop request ended
+        them (after saving ``latest.pt``)."""
+        cfg, g, p = self.cfg, self.cfg.Global, self.progress
         assert cfg.Train is not None
         amp_dtype = torch.bfloat16 if g.amp_dtype == "bfloat16" else torch.float16
         smooth_loss, smooth_acc = SmoothedValue(g.log_smooth_window), SmoothedValue(g.log_smooth_window)
         smooth_kd = SmoothedValue(g.log_smooth_window)
         train_norm = make_normalizer(False, True, self.charset.normalize)
         eval_start, eval_every = [*g.eval_batch_step, 0, 2000][:2]
-        max_steps = g.max_steps if g.max_steps is not None else g.epoch_num * self.steps_per_epoch
-        bar = tqdm(total=max_steps, initial=p.step, desc="train", dynamic_ncols=True, mininterval=5.0,
-                   disable=not self.info.is_main)
         t_last, n_last = time.perf_counter(), 0
         while p.step < max_steps and p.epoch < g.epoch_num:
             # each rank's shard is every world_size-th sample, so skipping n/world per rank skips n in all
             self.sampler.set_epoch(p.epoch, skip=p.epoch_samples // self.info.world_size)
+            epoch_steps, skipped, resumed_mid_epoch = 0, 0, p.epoch_samples > 0
             for batch in self.loader:
+                skipped += batch.skipped
                 # counts what the sampler handed out (read or not), so a resume skips exactly these samples
                 p.epoch_samples += cfg.Train.loader.batch_size_per_card * self.info.world_size
                 if not batch.texts:
                     continue
                 logits = self.train_step(batch, amp_dtype)
                 p.step += 1
+                epoch_steps += 1
                 n_last += len(batch.texts) * self.info.world_size
-                smooth_loss.update(self.loss.item())
+                loss = self.loss.item()
+                # before anything is evaluated or saved: raises on a non-finite loss, on every rank together
+                stop_now = self._stop_requested(stop, loss)
+                smooth_loss.update(loss)
                 smooth_kd.update(self.distill_part.item())
                 if g.cal_metric_during_train:
                     m = RecMetric(train_norm)
@@ -391,25 +462,23 @@ class Trainer:
                         self.metrics_log.plot()
                 if g.save_latest_step and p.step % g.save_latest_step == 0:
                     self.save("latest")  # bounds what kill -9 loses to save_latest_step steps
-                if self._stop_requested(stop):
+                if stop_now:
                     self.save("latest")
-                    bar.close()
-                    return
+                    return True
                 if p.step >= max_steps:
                     break
             else:
+                # every batch empty: the run wrote an iter_epoch checkpoint of untrained weights per epoch, exit 0
+                if epoch_steps == 0 and not resumed_mid_epoch:
+                    raise ValueError(f"epoch {p.epoch} gave no training step: no batch of the training set had a "
+                                     f"usable sample ({skipped} images could not be read; labels longer than "
+                                     f"Global.max_text_length {g.max_text_length} or with no known symbol are "
+                                     "dropped); check Train.dataset (data_dir, label files, ratio_list)")
                 p.epoch, p.epoch_samples = p.epoch + 1, 0
                 self.save("latest")
                 if g.save_epoch_step and p.epoch % g.save_epoch_step == 0:
                     self.save(f"iter_epoch_{p.epoch}")
-        bar.close()
-        self.save("latest")
-        if cfg.Eval is not None and p.last_eval != p.step:
-            self.evaluate()  # the final weights are always evaluated once
-            self.save("latest")
-        if self.info.is_main:
-            self.metrics_log.plot()
-        log.info("done at step %d; best %s", p.step, p.best)
+        return False
 
 
 def train(cfg: Config) -> dict[str, Any]:

@@ -32,6 +32,11 @@ const char* kUsage =
     "  --word-score S word confidence from the symbols' ones: mean (default, as PaddleOCR), min, product\n"
     "  --time         print images/s (decoding + preprocessing + inference) to stderr\n";
 
+// Upper bounds, as crnn.limits (MAX_THREADS, MAX_BATCH_SIZE): --threads 100000 grew memory and never
+// answered. The variable width is bounded by kMaxWhRatio (recognizer.hpp).
+constexpr int kMaxThreads = 256;
+constexpr int kMaxBatchSize = 4096;
+
 int usage_error(const std::string& msg) {
   std::fprintf(stderr, "crnn_infer: error: %s\n%s", msg.c_str(), kUsage);
   return 2;
@@ -85,9 +90,11 @@ int parse_args(int argc, char** argv, Args& args) {
       std::fputs(kUsage, stdout);
       return 0;
     } else if (a == "--threads") {
-      if (!int_arg(&opt.num_threads)) return usage_error("--threads needs a number >= 0");
+      if (!int_arg(&opt.num_threads) || opt.num_threads > kMaxThreads)
+        return usage_error("--threads needs a number from 0 to " + std::to_string(kMaxThreads));
     } else if (a == "--batch-size") {
-      if (!int_arg(&opt.batch_size) || opt.batch_size < 1) return usage_error("--batch-size needs a number >= 1");
+      if (!int_arg(&opt.batch_size) || opt.batch_size < 1 || opt.batch_size > kMaxBatchSize)
+        return usage_error("--batch-size needs a number from 1 to " + std::to_string(kMaxBatchSize));
     } else if (a == "--fixed-width") {
       opt.width = crnn::WidthMode::fixed;
     } else if (a == "--dynamic-width") {

@@ -27,6 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Time each back end; print and optionally write the results."""
+    from crnn.limits import MAX_BATCH_SIZE, MAX_BENCH_IMAGES, MAX_THREADS, check_range
+
+    check_range("--limit", args.limit, 1, MAX_BENCH_IMAGES)
+    check_range("--batch-size", args.batch_size, 1, MAX_BATCH_SIZE)
+    check_range("--threads", args.threads, 1, MAX_THREADS)
     if args.checkpoint:
         from crnn.checkpoint import require_checkpoint
 

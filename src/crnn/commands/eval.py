@@ -53,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate and print the table; write the reports asked for."""
     from crnn.config import TransformsConfig
     from crnn.data.sets import sets_dataset
+    from crnn.limits import MAX_THREADS, check_range
+
+    check_range("--threads", args.threads, 1, MAX_THREADS)
 
     # everything a user can get wrong on the command line is checked before torch and the model load
     sets = sets_dataset(args.sets, args.label_file, TransformsConfig()) if args.sets else None

@@ -25,10 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Export; print what was written and the verified difference."""
     from crnn.checkpoint import require_checkpoint
+    from crnn.limits import MAX_BENCH_IMAGES, check_range
 
     # a wrong path fails now, not after torch loads
     require_checkpoint(args.checkpoint, "--checkpoint", "this one is exported already; export the checkpoint "
                        "it came from")
+    check_range("--calib-count", args.calib_count, 1, MAX_BENCH_IMAGES)
     if args.calib and not Path(args.calib).exists():
         raise FileNotFoundError(f"--calib {args.calib} not found")
     from crnn.export import export_onnx

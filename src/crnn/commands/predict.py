@@ -111,6 +111,10 @@ def _load_images(paths: list[str], threads: int | None) -> tuple[list[np.ndarray
 
 def run(args: argparse.Namespace) -> int:
     """Print one line (or JSON record) per readable image; exit 1 when any input failed."""
+    from crnn.limits import MAX_BATCH_SIZE, MAX_THREADS, check_range
+
+    check_range("--threads", args.threads, 1, MAX_THREADS)  # before any thread pool is made
+    check_range("--batch-size", args.batch_size, 1, MAX_BATCH_SIZE)
     paths, problems = expand_inputs(args.inputs)
     for problem in problems:  # one line per input that gave no image
         print(f"error: {problem}", file=sys.stderr)

@@ -49,6 +49,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="request body size limit (default %(default)s)")
     p.add_argument("--timeout", type=finite_float, default=30.0,
                    help="seconds a request may wait for its results (default %(default)s)")
+    p.add_argument("--header-timeout", type=float, default=10.0,
+                   help="seconds a connection has to send its request headers; then it is closed "
+                        "(default %(default)s)")
+    p.add_argument("--max-connections", type=int, default=1000,
+                   help="open connections per worker; more are closed at once (default %(default)s)")
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                    help="a name clients reach the service by (Host header); repeat for more; '*' allows any "
                         "(default: localhost, 127.0.0.1, ::1 and --host)")
@@ -60,6 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
     from crnn.config import PostProcessConfig
+    from crnn.limits import check_range
+
+    check_range("--max-request-mb", args.max_request_mb, 0.001, 1024.0)  # before int(): inf would overflow
     from crnn.serve.server import run as serve
     from crnn.serve.settings import ServeSettings
 
@@ -69,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
                         max_batch=args.max_batch, dynamic_width=args.dynamic_width, max_wait_ms=args.max_wait_ms,
                         max_images=args.max_images,
                         max_request_bytes=int(args.max_request_mb * 1024 * 1024), timeout_s=args.timeout,
+                        header_timeout_s=args.header_timeout, max_connections=args.max_connections,
                         allowed_hosts=tuple(args.allowed_host), allow_cross_origin=args.allow_cross_origin,
                         postprocess=pp))
     return 0

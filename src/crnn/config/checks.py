@@ -6,6 +6,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from crnn.config.schema import Config, ConfigError, DatasetConfig, LoaderConfig, SplitConfig, TransformsConfig
+from crnn.limits import (
+    MAX_BATCH_SIZE,
+    MAX_INPUT_HEIGHT,
+    MAX_INPUT_WIDTH,
+    MAX_NUM_WORKERS,
+    MAX_TEXT_LENGTH,
+    MAX_THREADS,
+    check_range,
+    shown,
+)
 
 # Keys PaddleOCR's configs carry that change nothing here; set to a non-default value they are
 # accepted (refusing them would refuse PaddleOCR's own files) with a warning that names them.
@@ -125,24 +135,57 @@ def check_numbers(cfg: Config) -> None:
             non_negative.append((f"{split}.loader.num_workers", loader.num_workers))
             if not _image_shape_ok(sec.dataset.transforms):
                 raise ConfigError(f"{split}.dataset.transforms.image_shape: expected [C, H, W] with C 1 or 3 and "
-                                  f"H, W >= 1, got {sec.dataset.transforms.image_shape}")
+                                  f"H, W >= 1, got {shown(sec.dataset.transforms.image_shape)}")
     if cfg.Distill is not None:
         d = cfg.Distill
-        positive += [("Distill.temperature", d.temperature), ("Distill.batch_size", d.batch_size),
-                     ("Distill.max_teacher_nll", d.max_teacher_nll)]
-        non_negative.append(("Distill.weight", d.weight))
+        check_range("Distill.temperature", d.temperature, 1e-3, 1e3, ConfigError)
+        check_range("Distill.weight", d.weight, 0.0, 1e3, ConfigError)
+        check_range("Distill.max_teacher_nll", d.max_teacher_nll, 1e-3, 1e6, ConfigError)
+        check_range("Distill.batch_size", d.batch_size, 1, MAX_BATCH_SIZE, ConfigError)
         sources = (len(cfg.Train.dataset.datasets) or 1) if cfg.Train is not None else 0
         for i in d.apply_to or []:
             if not 0 <= i < sources:
                 raise ConfigError(f"Distill.apply_to: {i} is not an index of Train.dataset.datasets (0..{sources - 1})")
     for key, value in positive:
         if value is not None and not value > 0:
-            raise ConfigError(f"{key}: must be > 0, got {value}")
+            raise ConfigError(f"{key}: must be > 0, got {shown(value)}")
     for key, value in non_negative:
         if value is not None and value < 0:
-            raise ConfigError(f"{key}: must be >= 0, got {value}")
+            raise ConfigError(f"{key}: must be >= 0, got {shown(value)}")
+    check_bounds(cfg)
     if g.ema_decay is not None and not 0 < g.ema_decay < 1:
         raise ConfigError(f"Global.ema_decay: must be between 0 and 1, got {g.ema_decay}")
+
+
+def check_bounds(cfg: Config) -> None:
+    """Upper bounds (``crnn.limits``) on the sizes a config sets: ``batch_size_per_card: 1000000000``
+    would otherwise fail as a MemoryError deep in the sampler, ``num_threads: 100000`` never answer."""
+    g, lr = cfg.Global, cfg.Optimizer.lr
+    bounded: list[tuple[str, float | None, float, float]] = [
+        ("Global.num_threads", g.num_threads, 1, MAX_THREADS),
+        ("Global.max_text_length", g.max_text_length, 1, MAX_TEXT_LENGTH),
+        ("Global.micro_batch_size", g.micro_batch_size, 1, MAX_BATCH_SIZE),
+        # finite: an infinite rate trains on with non-finite weights
+        ("Optimizer.lr.learning_rate", lr.learning_rate, 0.0, 1e6)]
+    for split in ("Train", "Eval"):
+        sec: SplitConfig | None = getattr(cfg, split)
+        if sec is not None:
+            _, h, w = sec.dataset.transforms.image_shape
+            bounded += [(f"{split}.loader.batch_size_per_card", sec.loader.batch_size_per_card, 1, MAX_BATCH_SIZE),
+                        (f"{split}.loader.num_workers", sec.loader.num_workers, 0, MAX_NUM_WORKERS),
+                        (f"{split}.dataset.transforms.image_shape height", h, 1, MAX_INPUT_HEIGHT),
+                        (f"{split}.dataset.transforms.image_shape width", w, 1, MAX_INPUT_WIDTH)]
+    for key, value, low, high in bounded:
+        check_range(key, value, low, high, ConfigError)
+    for split in ("Train", "Eval"):
+        sec = getattr(cfg, split)
+        todo = [(sec.dataset, f"{split}.dataset")] if sec is not None else []
+        while todo:  # a ratio <= 0 samples nothing: the run trained zero steps and exited 0
+            ds, where = todo.pop()
+            for i, r in enumerate(ds.ratio_list):
+                if not 0 < r <= 1e6:
+                    raise ConfigError(f"{where}.ratio_list[{i}]: must be a fraction > 0, got {shown(r)}")
+            todo += [(m, f"{where}.datasets[{i}]") for i, m in enumerate(ds.datasets)]
 
 
 def validate(cfg: Config) -> None:

@@ -17,6 +17,7 @@ import yaml
 from crnn.config.checks import no_effect, validate
 from crnn.config.schema import Config, ConfigError
 from crnn.config.typed import Override, build
+from crnn.limits import MAX_CONFIG_VALUES, count_values
 
 log = logging.getLogger("crnn.config")
 
@@ -47,12 +48,27 @@ def parse_overrides(overrides: list[str] | None) -> list[tuple[str, Any]]:
     return pairs
 
 
+def check_size(data: Any) -> None:
+    """Refuse a config that expands to more than ``MAX_CONFIG_VALUES`` values.
+
+    YAML aliases (``&a`` / ``*a``) share one object, so a 286-byte file of nested aliases parses
+    in microseconds into a structure that, walked or printed, holds billions of values (a
+    "billion laughs"): a 226 MB error line, a MemoryError, gigabytes on stderr. The same structure
+    survives in the config a checkpoint stores, so the check runs on every config built here.
+    """
+    if count_values(data) > MAX_CONFIG_VALUES:
+        raise ConfigError(f"the config expands to more than {MAX_CONFIG_VALUES} values (nested YAML aliases "
+                          "&name / *name?); refused")
+
+
 def config_from_dict(data: dict[str, Any], overrides: list[str] | None = None) -> Config:
     """Build a validated ``Config`` from a nested dict plus ``-o`` overrides.
 
     Raises:
-        ConfigError: an unknown key, a wrongly typed value or an unsupported option.
+        ConfigError: an unknown key, a wrongly typed value, an unsupported option or a config that
+            expands (through aliases) beyond ``MAX_CONFIG_VALUES``.
     """
+    check_size(data)
     data = copy.deepcopy(data)
     for item, (key, value) in zip(overrides or [], parse_overrides(overrides), strict=True):
         _set_path(data, key, Override(value, item.split("=", 1)[1].strip()))
@@ -101,6 +117,10 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"{path}: the config file is empty")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    try:
+        check_size(data)  # before _BASE_ merging walks it
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
     bases = data.pop(BASE_KEY, None) or []
     if isinstance(bases, str):
         bases = [bases]

@@ -19,6 +19,7 @@ from crnn.config.schema import (
     RecAugConfig,
     TransformsConfig,
 )
+from crnn.limits import shown
 
 T = TypeVar("T")
 
@@ -59,11 +60,11 @@ def parse_transforms(ops: Any, where: str) -> TransformsConfig:
     flat: dict[str, Any] = {}
     for i, op in enumerate(ops):
         if not isinstance(op, dict) or len(op) != 1:
-            raise ConfigError(f"{where}[{i}]: each transform is a one-key mapping, got {op!r}")
+            raise ConfigError(f"{where}[{i}]: each transform is a one-key mapping, got {shown(op)}")
         (name, params), = op.items()
         params = params or {}
         if name not in _OPS:
-            raise ConfigError(f"{where}[{i}]: transform {name!r} is not supported (supported: {sorted(_OPS)})")
+            raise ConfigError(f"{where}[{i}]: transform {shown(name)} is not supported (supported: {sorted(_OPS)})")
         unknown = set(params) - _OPS[name]
         if unknown:
             raise ConfigError(f"{where}.{name}: unknown key(s) {sorted(unknown)}")
@@ -118,28 +119,28 @@ def _convert_union(tp: Any, value: Any, where: str) -> Any:
         except ConfigError:
             if len(args) == 2:
                 raise
-    raise ConfigError(f"{where}: {_raw(value)!r} does not fit {tp}")
+    raise ConfigError(f"{where}: {shown(_raw(value))} does not fit {tp}")
 
 
 def _convert_scalar(tp: Any, value: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {shown(value)}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {shown(value)}")
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+            raise ConfigError(f"{where}: expected true/false, got {shown(value)}")
         return value
     if tp is str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             # YAML read digits as a number: "0123" would silently become "123", so the user quotes it
-            raise ConfigError(f"{where}: got the number {value!r}; quote it ('...') so YAML keeps it as text")
+            raise ConfigError(f"{where}: got the number {shown(value)}; quote it ('...') so YAML keeps it as text")
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {shown(value)}")
         return value
     raise ConfigError(f"{where}: unsupported type {tp}")  # pragma: no cover - schema bug
 
@@ -158,15 +159,15 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if origin is Literal:
         allowed = typing.get_args(tp)
         if not any(value == a and type(value) is type(a) for a in allowed):
-            raise ConfigError(f"{where}: {value!r} is not supported (supported: {sorted(map(str, allowed))})")
+            raise ConfigError(f"{where}: {shown(value)} is not supported (supported: {sorted(map(str, allowed))})")
         return value
     if tp is type(None):
         if value is not None and value != "":
-            raise ConfigError(f"{where}: this option is not supported by crnn (got {value!r})")
+            raise ConfigError(f"{where}: this option is not supported by crnn (got {shown(value)})")
         return None
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {shown(value)}")
         return build(tp, value, where)
     if origin is list:
         (item_tp,) = typing.get_args(tp)
@@ -174,7 +175,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return [_convert(item_tp, v, f"{where}[{i}]") for i, v in enumerate(items)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {shown(value)}")
         return dict(value)
     return _convert_scalar(tp, value, where)
 
@@ -188,7 +189,7 @@ def build(cls: type[T], data: dict[str, Any], where: str) -> T:
     unknown = [k for k in data if k not in names]
     if unknown:
         key = f"{where}.{unknown[0]}" if where else unknown[0]
-        raise ConfigError(f"unknown config key {key!r} (known keys here: {', '.join(sorted(names))})")
+        raise ConfigError(f"unknown config key {shown(key)} (known keys here: {', '.join(sorted(names))})")
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         sub = f"{where}.{name}" if where else name

@@ -42,6 +42,8 @@ class SimpleSource:
         self.name = label_file
         if not Path(label_file).is_file():
             raise FileNotFoundError(f"label file {label_file} not found")
+        if not self.root.is_dir():  # every image would be skipped as unreadable, one warning each
+            raise FileNotFoundError(f"data_dir {data_dir} not found (the folder {label_file}'s paths are under)")
         self.items = read_label_file(label_file, delimiter)
 
     def __len__(self) -> int:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from crnn.data.transforms import norm_lut, resize_norm_batch, resized_width
+from crnn.limits import MAX_INPUT_HEIGHT, MAX_INPUT_WIDTH, check_range, shown
 
 if TYPE_CHECKING:
     from crnn.config import Config, TransformsConfig
@@ -162,7 +163,11 @@ def _check(d: Mapping[str, Any], where: str) -> None:
     if (not isinstance(shape, (list, tuple)) or len(shape) != 3
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
             or shape[0] not in (1, 3) or min(shape) < 1):
-        raise ValueError(f"{where}.image_shape: expected [C, H, W] with C 1 or 3 and H, W >= 1, got {shape!r}")
+        raise ValueError(f"{where}.image_shape: expected [C, H, W] with C 1 or 3 and H, W >= 1, "
+                         f"got {shown(shape)}")
+    # bounded: a 100000x100000 shape asked for a 27.9 GiB input tensor
+    check_range(f"{where}.image_shape height", shape[1], 1, MAX_INPUT_HEIGHT)
+    check_range(f"{where}.image_shape width", shape[2], 1, MAX_INPUT_WIDTH)
     if d["img_mode"] not in IMG_MODES:
         raise ValueError(f"{where}.img_mode: must be BGR or RGB, got {d['img_mode']!r}")
     if not isinstance(d["padding"], bool):

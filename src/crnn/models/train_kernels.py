@@ -6,8 +6,9 @@ several full-size temporaries in the squeeze-excite blocks' backward pass, and c
 convolution's weight gradient with a oneDNN pass 3-5x slower than the forward convolution.
 ``csrc/train_kernels.cpp`` does the same arithmetic in fewer, vectorised passes over
 channels-last memory. It is built the first time training needs it (``torch.utils.cpp_extension``,
-cached per CPU kind, about a minute); where it cannot be built (no C++ compiler), PyTorch's own path is
-used and one warning says so.
+cached per CPU kind, about a minute, in a child process killed after CRNN_KERNEL_BUILD_TIMEOUT seconds);
+where it cannot be built (no C++ compiler, a build past the timeout), PyTorch's own path is used and one
+warning says so. A lock left by a build that was killed is detected and removed (``_builder_lock``).
 
 Only training on CPU in float32 changes: evaluation, export, the parameters and the state dict are
 PyTorch's modules' own, and ``tests/test_train_kernels.py`` checks outputs, gradients and running
@@ -16,11 +17,17 @@ statistics against them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
 import os
 import platform
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -60,16 +67,131 @@ def _cpu_kind() -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:10]
 
 
+def _load_kwargs() -> dict[str, Any]:
+    """The arguments of ``torch.utils.cpp_extension.load`` for this CPU (the same in the build process)."""
+    flags = ["-O3", "-fopenmp"] + (["-march=native"] if platform.machine() in ("x86_64", "AMD64") else [])
+    return {"name": f"crnn_train_kernels_{_cpu_kind()}", "sources": [str(_SOURCE)], "extra_cflags": flags,
+            "extra_ldflags": ["-fopenmp"], "verbose": False}
+
+
+def _build_timeout() -> float:
+    """Seconds a build (or the wait for another process's build) may take: CRNN_KERNEL_BUILD_TIMEOUT, default
+    600 (a build takes about a minute on 2 cores)."""
+    try:
+        return max(1.0, float(os.environ.get("CRNN_KERNEL_BUILD_TIMEOUT", "600")))
+    except ValueError:
+        return 600.0
+
+
+class KernelBuildError(RuntimeError):
+    """The kernels could not be built in time here; training uses PyTorch's path."""
+
+
+@contextlib.contextmanager
+def _builder_lock(build_dir: Path, timeout: float) -> Iterator[None]:
+    """Hold ``build_dir/crnn_builder.lock`` (an flock) while building, waiting at most ``timeout`` s for it.
+
+    torch's own lock is a file that exists while a build runs (``FileBaton``): a build killed with
+    ``kill -9`` leaves it, and every later ``load`` then waits for it forever, silently. An flock is
+    released by the kernel when its holder dies, so holding one while building tells a live crnn
+    builder from a dead one; with the flock in hand, a ``lock`` file still there is stale unless a
+    process is at work in the folder (``_wait_for_torch_lock``), and is then removed.
+    """
+    import fcntl
+
+    with open(build_dir / "crnn_builder.lock", "a+") as f:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise KernelBuildError(f"another process has been building them in {build_dir} for over "
+                                           f"{timeout:.0f} s") from None
+                time.sleep(0.5)
+        try:
+            _wait_for_torch_lock(build_dir / "lock", deadline, timeout)
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+STALE_LOCK_AGE_S = 10.0  # a lock this old with no process building in its folder was left by a dead build
+
+
+def _builders(build_dir: Path) -> list[int]:
+    """Processes whose working folder is ``build_dir``: ninja and the compiler of a build in progress
+    (torch runs them there). Processes this user may not inspect are not seen."""
+    target, found = os.path.realpath(build_dir), []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.readlink(entry / "cwd") == target:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _wait_for_torch_lock(lock: Path, deadline: float, timeout: float) -> None:
+    """Return once torch's ``lock`` is gone, removing it when stale; raise ``KernelBuildError`` at ``deadline``.
+
+    Holding the flock excludes other crnn builders, not a process that builds through torch alone
+    (e.g. an older crnn): so a lock counts as stale only when it is ``STALE_LOCK_AGE_S`` old and no
+    process is at work in its folder.
+    """
+    while True:
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            return
+        builders = _builders(lock.parent)
+        if not builders and age > STALE_LOCK_AGE_S:
+            lock.unlink(missing_ok=True)
+            log.warning("removed %s, left by a kernel build that was killed", lock)
+            return
+        if time.monotonic() > deadline:
+            raise KernelBuildError(f"another process (pid {', '.join(map(str, builders)) or '?'}) has been building "
+                                   f"them in {lock.parent} for over {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def _needs_build(build_dir: Path, name: str) -> bool:
+    lib = build_dir / f"{name}.so"
+    return not lib.is_file() or lib.stat().st_mtime < _SOURCE.stat().st_mtime
+
+
+def _build_in_subprocess(timeout: float) -> None:
+    """Compile in a child process that is killed (with its compiler) after ``timeout`` s."""
+    code = ("from torch.utils.cpp_extension import load; from crnn.models.train_kernels import _load_kwargs; "
+            "load(**_load_kwargs())")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)  # its own group: the compiler dies with it
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise KernelBuildError(f"the build took over {timeout:.0f} s (CRNN_KERNEL_BUILD_TIMEOUT)") from None
+    if proc.returncode != 0:
+        lines = [ln for ln in err.decode(errors="replace").splitlines() if ln.strip()]
+        raise KernelBuildError(lines[-1] if lines else f"the build exited with {proc.returncode}")
+
+
 @functools.cache
 def kernel() -> ModuleType | None:
-    """The compiled extension, or None (with one warning) where it cannot be built here."""
+    """The compiled extension, or None (with one warning) where it cannot be built here in time."""
     try:
-        from torch.utils.cpp_extension import load
+        from torch.utils.cpp_extension import _get_build_directory, load
 
-        flags = ["-O3", "-fopenmp"] + (["-march=native"] if platform.machine() in ("x86_64", "AMD64") else [])
-        return load(name=f"crnn_train_kernels_{_cpu_kind()}", sources=[str(_SOURCE)],
-                    extra_cflags=flags, extra_ldflags=["-fopenmp"], verbose=False)
-    except Exception as e:  # no compiler, no ninja, a failed build: training still works, only slower
+        kwargs = _load_kwargs()
+        build_dir = Path(_get_build_directory(kwargs["name"], verbose=False))
+        timeout = _build_timeout()
+        with _builder_lock(build_dir, timeout):
+            if _needs_build(build_dir, kwargs["name"]):
+                _build_in_subprocess(timeout)
+            return load(**kwargs)  # built: this only loads it (ninja finds nothing to do)
+    except Exception as e:  # no compiler, no ninja, a failed or too slow build: training still works, only slower
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         log.warning("crnn's training kernels not built (%s); using PyTorch's (slower on CPU)", first)
         return None

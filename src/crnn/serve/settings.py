@@ -9,8 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crnn.data.images import MAX_PIXELS, MAX_SIDE
+from crnn.limits import MAX_BATCH_SIZE, MAX_THREADS, MAX_TIMEOUT_S, MAX_WORKERS, check_range
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+# the `crnn serve` flag of each bounded setting, named in its error
+FLAGS = {"threads": "--threads", "workers": "--workers", "max_batch": "--max-batch", "max_images": "--max-images",
+         "max_connections": "--max-connections", "timeout_s": "--timeout", "max_wait_ms": "--max-wait-ms",
+         "header_timeout_s": "--header-timeout"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,9 @@ class ServeSettings:
         max_inflight_pixels: decoded pixels all requests in progress may hold together; a request that
             would pass it gets 503 (overloaded) and ``/readyz`` says so.
         timeout_s: time a request may wait for its results (504 beyond).
+        header_timeout_s: time a new connection has to send its request headers, and an idle
+            keep-alive connection its next ones; then it is closed (slowloris clients).
+        max_connections: open connections per worker; more are closed at once (slowloris clients).
         allowed_hosts: names the Host header may carry (400 otherwise); empty: the loopback names plus
             ``host`` when it is not a wildcard address; ``*`` allows any.
         allow_cross_origin: accept requests a browser sends from another origin (403 otherwise).
@@ -59,6 +67,8 @@ class ServeSettings:
     max_request_pixels: int = 16_000_000
     max_inflight_pixels: int = 32_000_000
     timeout_s: float = 30.0
+    header_timeout_s: float = 10.0
+    max_connections: int = 1000
     allowed_hosts: tuple[str, ...] = ()
     allow_cross_origin: bool = False
     postprocess: dict[str, Any] = field(default_factory=dict)
@@ -80,6 +90,14 @@ class ServeSettings:
         if not (0 <= self.max_wait_ms < math.inf and 0 < self.timeout_s < math.inf):
             raise ValueError(f"serve settings need finite max_wait_ms >= 0 and timeout_s > 0, got "
                              f"{self.max_wait_ms} and {self.timeout_s}")
+        # upper bounds (crnn.limits): --threads 100000 grew memory and never answered; --timeout inf
+        # crashed at start (it schedules the graceful-shutdown timer)
+        for name, high in (("threads", MAX_THREADS), ("workers", MAX_WORKERS), ("max_batch", MAX_BATCH_SIZE),
+                           ("max_images", MAX_BATCH_SIZE), ("max_connections", 1_000_000)):
+            check_range(f"serve setting {name} ({FLAGS[name]})", getattr(self, name), 1, high)
+        for key, low, top in (("timeout_s", 0.001, MAX_TIMEOUT_S), ("header_timeout_s", 0.001, MAX_TIMEOUT_S),
+                              ("max_wait_ms", 0.0, MAX_TIMEOUT_S * 1000)):
+            check_range(f"serve setting {key} ({FLAGS[key]})", getattr(self, key), low, top)
 
     def host_names(self) -> set[str]:
         """Host header names accepted (lower case, no port); contains ``*`` when any is."""

@@ -37,9 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Generate the set; returns a process exit code."""
     # imported here: `crnn --help` must not load lmdb/cv2/PIL
+    from crnn.limits import MAX_WORKERS, check_range
     from crnn.synth.writer import generate
 
     try:
+        check_range("--workers", args.workers, 1, MAX_WORKERS)  # each is a process
+        check_range("--shard-size", args.shard_size, 1, 10_000_000)
         stats = generate(
             args.out,
             args.num,
