@@ -46,7 +46,11 @@ class Payload:
 
 def one_error(capsys: pytest.CaptureFixture[str], *names: object) -> str:
     """The single ``error:`` line printed to stderr; asserts no traceback and that it names ``names``."""
-    err = capsys.readouterr().err
+    return error_line(capsys.readouterr().err, *names)
+
+
+def error_line(err: str, *names: object) -> str:
+    """The single ``error:`` line of ``err``; asserts no traceback and that it names each of ``names``."""
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert "Traceback" not in err, err
     assert len(lines) == 1, err

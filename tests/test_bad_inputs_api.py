@@ -27,6 +27,7 @@ from crnn.config import ConfigError, PostProcessConfig
 from crnn.decoders import build_decoder
 from crnn.predict import DEFAULT_MODEL, DEFAULT_ONNX_MODEL
 from tests.conftest import ROOT, draw_word
+from tests.test_bad_inputs import error_line as one_line
 from tests.test_export import make_checkpoint
 
 if importlib.util.find_spec("onnxruntime") is not None:  # test_cpp skips its whole module without it
@@ -60,16 +61,6 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str
         code = int(e.code or 0)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-def one_line(err: str, *names: object) -> str:
-    """The single ``error:`` line of ``err`` (as test_bad_inputs.one_error); it names each of ``names``."""
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert "Traceback" not in err, err
-    assert len(lines) == 1, err
-    for name in names:
-        assert str(name).lower() in lines[0].lower(), (name, lines[0])
-    return lines[0]
 
 
 # ---------------------------------------------------------------- numbers on the command line
