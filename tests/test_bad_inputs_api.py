@@ -124,7 +124,8 @@ def test_lm_not_utf8_is_refused(tmp_path: Path) -> None:
 def test_lm_weight_not_finite_is_refused_in_the_api(tmp_path: Path, weight: float) -> None:
     lm = tmp_path / "words.txt"
     lm.write_text("open\nshop\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="PostProcess.lm_weight must be a finite number"):
+    with pytest.raises(ConfigError,
+                       match=r"PostProcess.lm_weight \(--lm-weight\) must be between -1000.0 and 1000, got"):
         build_decoder(PostProcessConfig(decoder="beam", lm=str(lm), lm_weight=weight), Charset.from_config(None))
 
 

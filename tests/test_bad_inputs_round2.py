@@ -188,7 +188,8 @@ def test_stale_lock_end_to_end(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("argv", "names"), [
     (["predict", "--threads", "100000"], ["--threads", "256"]),
-    (["predict", "--batch-size", "0"], ["--batch-size", "4096"]),
+    (["predict", "--batch-size", "0"], ["--batch-size", ">= 1", "got 0"]),
+    (["predict", "--batch-size", "100000"], ["--batch-size", "4096"]),
     (["predict", "--beam-width", "100000", "--decoder", "beam"], ["--beam-width", "1000"]),
     (["eval", "--threads", "100000", "--sets", "."], ["--threads", "256"]),
 ])
