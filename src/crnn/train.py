@@ -30,6 +30,7 @@ from crnn.ema import EMA
 from crnn.evaluate import eval_datasets, evaluate_sets, format_table
 from crnn.finetune import transfer_weights
 from crnn.logs import MetricsLog, SmoothedValue
+from crnn.memory import keep_freed_memory
 from crnn.loss import ctc_loss
 from crnn.metrics import RecMetric, make_normalizer
 from crnn.models import build_model
@@ -397,6 +398,8 @@ def train(cfg: Config) -> dict[str, Any]:
     torch.manual_seed(g.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     if g.num_threads:
         torch.set_num_threads(g.num_threads)
+    # before any large tensor: the step's buffers are then reused from the heap, not page-faulted each step
+    keep_freed_memory()
     info = init_distributed(g.use_gpu)
     if info.is_main:
         Path(g.save_model_dir).mkdir(parents=True, exist_ok=True)
