@@ -30,8 +30,8 @@ from crnn.ema import EMA
 from crnn.evaluate import eval_datasets, evaluate_sets, format_table
 from crnn.finetune import transfer_weights
 from crnn.logs import MetricsLog, SmoothedValue
-from crnn.memory import keep_freed_memory
 from crnn.loss import ctc_loss
+from crnn.memory import keep_freed_memory
 from crnn.metrics import RecMetric, make_normalizer
 from crnn.models import build_model
 from crnn.optim import build_optimizer, build_scheduler, param_groups, regularizer_l2
