@@ -5,10 +5,11 @@ step. glibc's malloc serves a block larger than its *dynamic* mmap threshold wit
 gives it back with ``munmap`` when freed, and trims the heap's free top above its trim threshold; both
 thresholds move with the history of allocations, so two versions of the same loop can end up in different
 states. In the bad state every page of those buffers is faulted in (and zeroed by the kernel) again at
-every step: on an AMD Zen 4 VM ``crnn train`` of the seed config (batch 64, one thread) took 18,000 minor
-page faults per step with crnn's kernels off and 155,000 (600 MB zeroed) with them on, against 56 at commit
-8999c23, and the step's CPU time followed (docs/training_throughput.md, "Page faults"). Fixing the
-thresholds (no mmap for large blocks, no trimming) takes it to ~5 faults per step whatever the history.
+every step: on an AMD Zen 4 VM ``crnn train`` of the seed config (batch 64, one thread) took 128,000 minor
+page faults per step with crnn's kernels off and 156,000 (600 MB zeroed) with them on, against 2,100 at
+commit 8999c23, and its step used 1.6x the CPU time (docs/training_throughput.md, "AMD Zen 4: page faults,
+not kernels"). Fixed settings (no mmap for large blocks, no trimming) take it to ~50-800 faults per step
+whatever the history.
 
 The cost: memory freed by training stays mapped by the process (its peak resident size is reached at the
 first step anyway and stays there while training runs). ``CRNN_MALLOC_TUNE=0`` leaves malloc as it is.
