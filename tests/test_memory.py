@@ -26,8 +26,9 @@ def test_steps_stop_page_faulting_their_buffers() -> None:
 
     for _ in range(3):  # the heap grows to the block's size (glibc takes a few rounds to settle)
         faults_of_one_round()
-    # untouched malloc re-faults such a block every time (9,600 faults each, measured); kept memory does not
-    assert faults_of_one_round() < 500
+    # untouched malloc re-faults such a block every time (9,600 faults each, 28,800 per round, measured);
+    # kept memory does not (the least of a few rounds: another thread of the process may fault meanwhile)
+    assert min(faults_of_one_round() for _ in range(4)) < 500
 
 
 def test_turned_off_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
