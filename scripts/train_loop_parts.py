@@ -7,10 +7,17 @@ loss, backward, gradient exchange, optimizer, EMA). ``rest`` is everything else 
 (running metrics, logging, the stop check). Milliseconds per step, after the first 5 steps, per rank;
 contenders run in turns (base, now, base, now, ...) so that a change in machine load hits both.
 The base commit is checked out into a temporary ``git worktree``; only crnn's code differs.
+Two figures of ``train_step`` depend little on other processes' load: ``step_cpu`` (the rank's CPU time
+in it, all its threads) and ``faults`` (minor page faults in it: pages the kernel had to map and zero
+again, e.g. when malloc gave a buffer back to the OS and the next step allocates it anew).
+``--now-env NAME=VAR=VALUE[,VAR=VALUE]`` adds a contender of the current tree with environment variables
+set (e.g. ``nomalloc=CRNN_MALLOC_TUNE=0``).
 
     python scripts/train_loop_parts.py --config configs/train/crnn_mv3_en_r7.yml --nproc 2 --steps 45 \\
         -o Train.loader.batch_size_per_card=32 Global.pretrained_model=null \\
         --json docs/bench/train_loop_parts_recipe.json
+    python scripts/train_loop_parts.py --config configs/rec/rec_mv3_none_bilstm_ctc.yml --nproc 1 --steps 20 \\
+        -o Train.loader.batch_size_per_card=64 --now-env nomalloc=CRNN_MALLOC_TUNE=0
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -29,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_throughput import EVAL_OVERRIDE, ROOT, base_worktree, cpu_flags, git_head, run_quiet
 
 WARMUP = 5  # steps left out of the figures: start-up, first allocations
+PARTS = ("total", "data_wait", "train_step", "rest", "step_cpu", "faults")
 
 
 def rank_run(config: str, overrides: list[str], steps: int, out: Path) -> None:
@@ -36,16 +45,19 @@ def rank_run(config: str, overrides: list[str], steps: int, out: Path) -> None:
     import crnn.train as T
     from crnn.config import load_config
 
-    t: dict[str, Any] = {"data": 0.0, "step": 0.0, "n": 0, "t0": 0.0, "t1": 0.0}
+    t: dict[str, Any] = {"data": 0.0, "step": 0.0, "cpu": 0.0, "faults": 0, "n": 0, "t0": 0.0, "t1": 0.0}
     train_step, init = T.Trainer.train_step, T.Trainer.__init__
 
     def timed_step(self: Any, batch: Any, amp: Any) -> Any:
-        start = time.perf_counter()
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        cpu, start = time.process_time(), time.perf_counter()
         logits = train_step(self, batch, amp)
         t["step"] += time.perf_counter() - start
+        t["cpu"] += time.process_time() - cpu
+        t["faults"] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
         t["n"] += 1
         if t["n"] == WARMUP:  # the clock starts after this step
-            t.update(data=0.0, step=0.0, t0=time.perf_counter())
+            t.update(data=0.0, step=0.0, cpu=0.0, faults=0, t0=time.perf_counter())
         t["t1"] = time.perf_counter()
         return logits
 
@@ -79,16 +91,17 @@ def rank_run(config: str, overrides: list[str], steps: int, out: Path) -> None:
     parts = {"total": total, "data_wait": t["data"], "train_step": t["step"],
              "rest": total - t["data"] - t["step"]}
     rank = os.environ.get("RANK", "0")
-    (out / f"parts_rank{rank}.json").write_text(json.dumps({k: 1000 * v / n for k, v in parts.items()}))
+    row = {k: 1000 * v / n for k, v in parts.items()} | {"step_cpu": 1000 * t["cpu"] / n, "faults": t["faults"] / n}
+    (out / f"parts_rank{rank}.json").write_text(json.dumps(row))
 
 
-def run(src: Path, args: argparse.Namespace, out: Path) -> list[dict[str, float]]:
+def run(src: Path, args: argparse.Namespace, out: Path, env_extra: dict[str, str]) -> list[dict[str, float]]:
     """One contender's run; returns each rank's ms per step by part."""
     out.mkdir(parents=True)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(args.nproc),
            __file__, "--rank-run", str(out), "--config", args.config, "--steps", str(args.steps),
            "-o", *args.override]
-    env = {**os.environ, "PYTHONPATH": str(src)}
+    env = {**os.environ, "PYTHONPATH": str(src), **env_extra}
     run_quiet(cmd, env)
     return [json.loads(p.read_text()) for p in sorted(out.glob("parts_rank*.json"))]
 
@@ -101,6 +114,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=45, help=f"optimizer steps per run (the first {WARMUP} not timed)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--nproc", type=int, default=2, help="ranks, as crnn train --nproc")
+    ap.add_argument("--now-env", action="append", default=[], metavar="NAME=VAR=VALUE[,VAR=VALUE]",
+                    help="a contender of the current tree with these environment variables (repeatable)")
     ap.add_argument("--json", help="write the results here too")
     ap.add_argument("--rank-run", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -108,28 +123,36 @@ def main() -> None:
         rank_run(args.config, args.override, args.steps, Path(args.rank_run))
         return
 
-    results: dict[str, list[list[dict[str, float]]]] = {"base": [], "now": []}
+    envs: dict[str, dict[str, str]] = {"base": {}, "now": {}}
+    for spec in args.now_env:
+        name, _, assigns = spec.partition("=")
+        envs[name] = dict(a.split("=", 1) for a in assigns.split(",") if a)
+    results: dict[str, list[list[dict[str, float]]]] = {name: [] for name in envs}
     with (tempfile.TemporaryDirectory(prefix="crnn-loop-parts-") as tmp,
           base_worktree(args.base, Path(tmp) / "base") as base_tree):
         for r in range(args.repeats):
-            for name, src in (("base", base_tree / "src"), ("now", ROOT / "src")):
-                ranks = run(src, args, Path(tmp) / f"{name}{r}")
+            for name, env_extra in envs.items():
+                src = base_tree / "src" if name == "base" else ROOT / "src"
+                ranks = run(src, args, Path(tmp) / f"{name}{r}", env_extra)
                 results[name].append(ranks)
                 print(f"run {r} {name}: " + "; ".join(
                     f"rank {i} " + " ".join(f"{k} {v:.1f}" for k, v in rk.items()) for i, rk in enumerate(ranks)),
                       flush=True)
     # per contender and part: the median over runs and ranks
     table = {name: {part: statistics.median(rk[part] for ranks in runs for rk in ranks)
-                    for part in ("total", "data_wait", "train_step", "rest")} for name, runs in results.items()}
+                    for part in PARTS} for name, runs in results.items()}
     report = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_flags(), "load_avg": os.getloadavg(),
               "config": args.config, "overrides": args.override, "nproc": args.nproc, "steps": args.steps,
-              "repeats": args.repeats, "base_commit": args.base, "now_commit": git_head(), "runs": results,
+              "repeats": args.repeats, "base_commit": args.base, "now_commit": git_head(), "envs": envs,
+              "runs": results,
               "median_ms_per_step": table, "speedup_total": table["base"]["total"] / table["now"]["total"]}
     print(f"cpu: {report['cpu']}")
     print(f"{args.config} {' '.join(args.override)} ({args.nproc} ranks, {args.steps} steps x {args.repeats})")
-    print("| contender | ms per step | data wait | train_step | rest |\n|---|---:|---:|---:|---:|")
+    print("| contender | ms per step | data wait | train_step | rest | train_step CPU ms | page faults per step |\n"
+          "|---|---:|---:|---:|---:|---:|---:|")
     for name, row in table.items():
-        print(f"| {name} | {row['total']:.1f} | {row['data_wait']:.1f} | {row['train_step']:.1f} | {row['rest']:.1f} |")
+        print(f"| {name} | {row['total']:.1f} | {row['data_wait']:.1f} | {row['train_step']:.1f} | {row['rest']:.1f} "
+              f"| {row['step_cpu']:.1f} | {row['faults']:.0f} |")
     print(f"now / base speed: {report['speedup_total']:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -6,7 +6,8 @@ Each contender runs the real ``crnn train`` for a number of steps from the same 
 base commit is checked out into a temporary ``git worktree`` and run with ``PYTHONPATH`` pointing at
 its ``src``: the same Python environment, only crnn's code differs. ``--now NAME=ARGS`` adds a
 contender of the current tree with extra ``crnn train`` arguments (``-o`` overrides, ``--nproc``);
-without it the current tree runs as the base does.
+leading ``VAR=VALUE`` words of ARGS are environment variables of that contender (``--now
+"nokernels=CRNN_TRAIN_KERNELS=0"``). Without ``--now`` the current tree runs as the base does.
 
     python scripts/train_throughput.py --config configs/rec/rec_mv3_none_bilstm_ctc.yml \\
         --base 8999c23 --steps 16 --repeats 2 --json docs/bench/train_throughput_seed.json \\
@@ -26,6 +27,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shlex
 import statistics
 import subprocess
@@ -53,12 +55,12 @@ def cpu_flags() -> str:
     return f"{model}; {os.cpu_count()} logical CPUs; {' '.join(keep)}"
 
 
-def run_crnn(src: Path, config: str, args: list[str], steps: int, out: Path) -> float:
+def run_crnn(src: Path, config: str, args: list[str], steps: int, out: Path, env_extra: dict[str, str]) -> float:
     """Run ``crnn train`` from ``src`` for ``steps`` steps; returns median images/s after warm-up.
 
     ``args``: extra ``crnn train`` arguments; every ``-o`` group is joined after the run's own overrides.
     """
-    env = {**os.environ, "PYTHONPATH": str(src)}
+    env = {**os.environ, "PYTHONPATH": str(src), **env_extra}
     every = max(1, steps // 8)
     cmd = [sys.executable, "-m", "crnn", "train", "-c", config, *args, "-o",
            f"Global.max_steps={steps}", f"Global.print_batch_step={every}", f"Global.save_model_dir={out}",
@@ -71,13 +73,18 @@ def run_crnn(src: Path, config: str, args: list[str], steps: int, out: Path) -> 
     return statistics.median(ips)
 
 
-def contenders(args: argparse.Namespace, base_src: Path) -> dict[str, tuple[Path, list[str]]]:
-    """name -> (src folder, crnn train arguments) for the base and every ``--now`` layout."""
+def contenders(args: argparse.Namespace, base_src: Path) -> dict[str, tuple[Path, list[str], dict[str, str]]]:
+    """name -> (src folder, crnn train arguments, extra environment) for the base and every ``--now`` layout."""
     common = ["--nproc", str(args.nproc), *(["-o", *args.override] if args.override else [])]
-    out = {"base": (base_src, common)}
+    out = {"base": (base_src, common, {})}
     for spec in args.now or ["now="]:
         name, _, extra = spec.partition("=")
-        out[name] = (ROOT / "src", [*common, *shlex.split(extra)])
+        words = shlex.split(extra)
+        env: dict[str, str] = {}
+        while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):
+            key, _, value = words.pop(0).partition("=")
+            env[key] = value
+        out[name] = (ROOT / "src", [*common, *words], env)
     return out
 
 
@@ -118,22 +125,23 @@ def main() -> None:
         results: dict[str, list[float]] = {name: [] for name in runs}
         with base_worktree(args.base, base_tree):
             for r in range(args.repeats):
-                for name, (src, extra) in runs.items():
-                    ips = run_crnn(src, args.config, extra, args.steps, Path(tmp) / f"{name}{r}")
+                for name, (src, extra, env) in runs.items():
+                    ips = run_crnn(src, args.config, extra, args.steps, Path(tmp) / f"{name}{r}", env)
                     results[name].append(ips)
                     print(f"run {r} {name}: {ips:.1f} images/s", flush=True)
     base = statistics.median(results["base"])
     report = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_flags(), "load_avg": os.getloadavg(),
               "config": args.config, "overrides": args.override, "steps": args.steps, "repeats": args.repeats,
               "base_commit": args.base, "now_commit": git_head(),
-              "contenders": {name: {"args": extra, "img_s": results[name],
+              "contenders": {name: {"args": extra, "env": env, "img_s": results[name],
                                     "median": statistics.median(results[name]),
                                     "ratio_over_base": statistics.median(results[name]) / base}
-                             for name, (_, extra) in runs.items()}}
+                             for name, (_, extra, env) in runs.items()}}
     print(f"cpu: {report['cpu']}")
     print(f"{args.config} {' '.join(args.override)} ({args.steps} steps x {args.repeats}, interleaved)")
     for name, row in report["contenders"].items():  # type: ignore[attr-defined]
-        print(f"{name:>16}: {row['median']:.1f} images/s ({row['ratio_over_base']:.2f}x)  {' '.join(row['args'])}")
+        words = [f"{k}={v}" for k, v in row["env"].items()] + row["args"]
+        print(f"{name:>16}: {row['median']:.1f} images/s ({row['ratio_over_base']:.2f}x)  {' '.join(words)}")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 

@@ -40,3 +40,16 @@ def default_threads() -> int:
 def n_threads(n: int) -> str:
     """``"1 thread"``, ``"4 threads"``: for log lines and reports."""
     return f"{n} thread{'' if n == 1 else 's'}"
+
+
+def cpu_summary() -> str:
+    """This CPU's model name and the SIMD/matrix extensions that decide training speed (AVX-512, VNNI, BF16, AMX)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return "unknown"
+    lines = info.splitlines()
+    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "?")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), []))
+    keep = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
+    return f"{model} ({available_cores()} usable cores; {' '.join(keep) or 'no AVX2'})"

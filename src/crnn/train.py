@@ -33,6 +33,7 @@ from crnn.evaluate import eval_datasets, evaluate_sets, format_table
 from crnn.finetune import transfer_weights
 from crnn.logs import MetricsLog, SmoothedValue
 from crnn.loss import ctc_loss, distill_loss
+from crnn.memory import keep_freed_memory
 from crnn.metrics import RecMetric, make_normalizer
 from crnn.models import build_model
 from crnn.optim import build_optimizer, build_scheduler, param_groups, regularizer_l2
@@ -481,6 +482,19 @@ class Trainer:
         return False
 
 
+def log_layout(cfg: Config, info: DistInfo, malloc_kept: bool) -> None:
+    """One line saying how this run computes a step on this machine, so two runs' speeds can be compared
+    (docs/training_throughput.md has the figures per CPU kind behind each choice)."""
+    from crnn.models import train_kernels
+    from crnn.threads import cpu_summary
+
+    g = cfg.Global
+    log.info("layout: %d process(es) x %d thread(s), channels_last %s, crnn's CPU kernels %s, micro-batch %s, "
+             "malloc keeps freed memory %s; CPU %s", info.world_size, torch.get_num_threads(), g.channels_last,
+             "on" if train_kernels.enabled else "off (CRNN_TRAIN_KERNELS=0)",
+             g.micro_batch_size or "off (whole batch)", "yes" if malloc_kept else "no", cpu_summary())
+
+
 def train(cfg: Config) -> dict[str, Any]:
     """Train as ``cfg`` says (one process, or one rank under torchrun); returns the best evaluation."""
     g = cfg.Global
@@ -491,9 +505,12 @@ def train(cfg: Config) -> dict[str, Any]:
     torch.manual_seed(g.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     if g.num_threads:
         torch.set_num_threads(g.num_threads)
+    # before any large tensor: the step's buffers are then reused from the heap, not page-faulted each step
+    malloc_kept = keep_freed_memory()
     info = init_distributed(g.use_gpu)
     if info.is_main:
         Path(g.save_model_dir).mkdir(parents=True, exist_ok=True)
+        log_layout(cfg, info, malloc_kept)
     try:
         return Trainer(cfg, info).fit()
     finally:
