@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from crnn.data.images import decode_image
 from crnn.data.labels import read_label_file
 from crnn.data.preprocess import Preprocess
 from crnn.distill.teacher import DEFAULT_TEACHER, fold_matrix, load_teacher
+from crnn.threads import cpu_summary
 
 
 def spikes(log_probs: np.ndarray) -> list[tuple[int, int]]:
@@ -35,14 +35,6 @@ def spikes(log_probs: np.ndarray) -> list[tuple[int, int]]:
             out.append((i, int(c)))
         prev = int(c)
     return out
-
-
-def cpu_flags() -> str:
-    try:
-        flags = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return platform.processor()
-    return " ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags)
 
 
 def main() -> None:
@@ -76,7 +68,7 @@ def main() -> None:
     n = sum(offsets.values())
     same = offsets[0] / n
     near = sum(v for k, v in offsets.items() if abs(k) <= 1) / n
-    print(f"CPU flags: {cpu_flags()}")
+    print(f"CPU: {cpu_summary()}")
     print(f"{both} of {len(images)} crops read right by both; {n} symbols")
     print(f"same frame {100 * same:.1f}%, within one frame {100 * near:.1f}%, "
           f"mean teacher - model {sum(k * v for k, v in offsets.items()) / n:+.2f} frames")
