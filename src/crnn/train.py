@@ -224,6 +224,7 @@ class Trainer:
             param_groups(model, cfg.Architecture.Head.fc_decay, regularizer_l2(cfg.Optimizer)), cfg.Optimizer)
         self.scheduler = build_scheduler(self.optimizer, cfg.Optimizer, self.steps_per_epoch, g.epoch_num)
         self.progress = Progress()
+        self.distill_part = torch.zeros(())  # the last step's distillation term (crnn.distill), for the log
         self.metrics_log = MetricsLog(self.out_dir)
         if info.is_main:
             for orphan in checkpoint.remove_orphans(self.out_dir):
@@ -312,7 +313,9 @@ class Trainer:
 
         Each chunk's mean CTC loss is weighted by its share of the batch, so the gradients that add up
         in ``.grad`` are those of the batch's mean loss; only BatchNorm differs (it normalises each
-        chunk with the chunk's statistics). Returns the (B, T, C) logits (detached) and the mean loss.
+        chunk with the chunk's statistics). With a ``Distill`` section the teacher's term is added the
+        same way (``distill_part`` keeps its value for the log). Returns the (B, T, C) logits (detached)
+        and the mean loss.
         """
         g, device = self.cfg.Global, self.info.device
         chunks = split_batch(batch, g.micro_batch_size) if g.micro_batch_size else [batch]
