@@ -71,8 +71,9 @@ def test_two_ranks_match_one_process_and_see_disjoint_samples(tiny_set: Path, tm
     # The reference adds the gradients in DDP's order (each rank's own sum, then g0 / 2 + g1 / 2 as the
     # allreduce does), not as one running sum: BatchNorm over chunks of 2 makes these few steps chaotic
     # (a tiny change of the weights grows by orders of magnitude within two steps), so a difference in the
-    # order of summation at step 1 (~1e-8) was enough to fail on one CPU kind (AMD Zen 4) and pass on another. In DDP's order the two runs do the same
-    # arithmetic (bitwise equal on Zen 4); the tolerance only covers a collective that sums differently.
+    # order of summation at step 1 (~1e-8) was enough to fail on one CPU kind (AMD Zen 4) and pass on
+    # another. In DDP's order the two runs do the same arithmetic (bitwise equal on Zen 4); the tolerance
+    # only covers a collective that sums differently.
     cfg = config_from_dict(data)
     assert cfg.Train is not None
     torch.manual_seed(cfg.Global.seed)
