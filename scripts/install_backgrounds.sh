@@ -22,13 +22,7 @@
 set -euo pipefail
 . "$(dirname "$0")/quiet_run.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-        exec sudo -E "$0" "$@"
-    fi
-    echo "install_backgrounds.sh: must run as root (or with sudo available)" >&2
-    exit 1
-fi
+as_root "$@"
 
 DEST="${1:-/usr/local/share/crnn/backgrounds}"
 PACKAGES=(mate-backgrounds lomiri-wallpapers-16.04 mypaint-data-extras gnome-backgrounds)

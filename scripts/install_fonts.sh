@@ -9,13 +9,7 @@
 set -euo pipefail
 . "$(dirname "$0")/quiet_run.sh"
 
-if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then
-        exec sudo -E "$0" "$@"
-    fi
-    echo "install_fonts.sh: must run as root (or with sudo available)" >&2
-    exit 1
-fi
+as_root "$@"
 
 # Latin fonts with full [0-9a-zA-Z] coverage, spread over serif / sans / mono / display /
 # handwriting styles so the recogniser does not overfit a few families.

@@ -26,7 +26,7 @@ from crnn.cli import main
 from crnn.config import ConfigError, PostProcessConfig
 from crnn.decoders import build_decoder
 from crnn.predict import DEFAULT_MODEL, DEFAULT_ONNX_MODEL
-from tests.conftest import ROOT, draw_word
+from tests.conftest import ROOT, draw_word, served
 from tests.test_bad_inputs import error_line as one_line
 from tests.test_export import make_checkpoint
 
@@ -439,39 +439,20 @@ def test_web_page_in_a_browser(tmp_path: Path, rec: Recognizer, request: pytest.
     """In headless Chromium (skipped when it is not installed): two images in order, a text file named."""
     _serve_imports()
     browser = request.getfixturevalue("browser")  # conftest's: skips, naming scripts/install_browser.sh
-    import socket
-    import threading
-    import time
-
-    import uvicorn
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     from crnn.serve import ServeSettings, create_app
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(rec, ServeSettings()), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not srv.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.05)
-        paths = [tmp_path / "a_first.png", tmp_path / "b_second.png", tmp_path / "notes.txt"]
-        draw_word("shop", 1).save(paths[0])
-        draw_word("open", 2).save(paths[1])
-        paths[2].write_text("not an image", encoding="utf-8")
-        browser.get(f"http://127.0.0.1:{port}/")
+    paths = [tmp_path / "a_first.png", tmp_path / "b_second.png", tmp_path / "notes.txt"]
+    draw_word("shop", 1).save(paths[0])
+    draw_word("open", 2).save(paths[1])
+    paths[2].write_text("not an image", encoding="utf-8")
+    with served(create_app(rec, ServeSettings())) as url:
+        browser.get(url)
         browser.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in paths))
         WebDriverWait(browser, 20).until(lambda d: "Done" in d.find_element(By.ID, "status").text)
         rows = browser.find_elements(By.CSS_SELECTOR, "#results tr.result")
         assert len(rows) == 2 and "a_first.png" in rows[0].text and "b_second.png" in rows[1].text
         status = browser.find_element(By.ID, "status")
         assert "notes.txt" in status.text and "not images" in status.text
-    finally:
-        srv.should_exit = True
-        thread.join(10)

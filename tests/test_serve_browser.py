@@ -5,9 +5,6 @@ Skipped, with the reason, when chromium / chromedriver are not installed (``scri
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,14 +12,13 @@ import pytest
 
 pytest.importorskip("fastapi", reason="crnn serve needs the serve extra: pip install -e '.[serve]'")
 pytest.importorskip("selenium", reason="the browser test needs selenium (dev extra)")
-import uvicorn
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from crnn.predict import Recognizer
 from crnn.serve import ServeSettings, create_app
-from tests.conftest import draw_word
+from tests.conftest import draw_word, served
 from tests.test_serve import model_path  # noqa: F401  (the tiny-checkpoint fixture)
 
 
@@ -30,21 +26,8 @@ from tests.test_serve import model_path  # noqa: F401  (the tiny-checkpoint fixt
 def server(model_path: Path) -> Iterator[tuple[str, Recognizer]]:  # noqa: F811
     """The app under uvicorn on 127.0.0.1 in a background thread; yields (base URL, recognizer)."""
     rec = Recognizer.from_checkpoint(model_path, num_threads=1)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(create_app(rec, ServeSettings()), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/", rec
-    srv.should_exit = True
-    thread.join(10)
+    with served(create_app(rec, ServeSettings())) as url:
+        yield url, rec
 
 
 def test_page_recognises_an_uploaded_image(server: tuple[str, Recognizer], browser: webdriver.Chrome,
