@@ -150,7 +150,7 @@ class Recognizer:
         if model is not None and not os.fspath(model):
             raise ValueError("Recognizer model path is empty: give a .pt or .onnx path, or None (the default) for "
                              "the bundled model")
-        _at_least("batch_size", batch_size, 1)
+        _at_least("batch_size", batch_size, 1)  # an integer >= 1 (the lower bound's message), then the upper
         if num_threads is not None:
             _at_least("num_threads", num_threads, 1)
         check_range("batch_size", batch_size, 1, MAX_BATCH_SIZE)
@@ -175,8 +175,6 @@ class Recognizer:
         if dynamic_width and not self.spec.padding:
             raise ValueError(f"dynamic_width needs a model that pads its inputs; {path} stretches them "
                              "(RecResizeImg padding: false)")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
         self.path = str(path)
         self.num_threads = num_threads
