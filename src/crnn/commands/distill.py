@@ -55,14 +55,14 @@ def run(args: argparse.Namespace) -> int:
     from crnn.distill.targets import prepare, selected
     from crnn.distill.teacher import load_teacher
     from crnn.models import build_model
+    from crnn.limits import MAX_THREADS, check_range
     from crnn.threads import available_cores
     from crnn.train import output_frames
 
     cfg = load_config(args.config, args.override)
     if cfg.Distill is None or cfg.Train is None:
         raise ValueError(f"{args.config}: crnn distill needs a config with Train and Distill sections")
-    if args.threads is not None and not 1 <= args.threads <= 256:
-        raise ValueError(f"--threads: must be between 1 and 256, got {args.threads}")
+    check_range("--threads", args.threads, 1, MAX_THREADS)
     d = cfg.Distill
     charset = Charset.from_config(cfg.Global.character_dict_path, cfg.Global.use_space_char)
     spec = Preprocess.from_transforms(cfg.Train.dataset.transforms)
