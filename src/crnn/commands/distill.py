@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from crnn.data.sets import sets_dataset
     from crnn.distill.targets import prepare, selected
     from crnn.distill.teacher import load_teacher
-    from crnn.models import build_model
     from crnn.limits import MAX_THREADS, check_range
+    from crnn.models import build_model
     from crnn.threads import available_cores
     from crnn.train import output_frames
 
